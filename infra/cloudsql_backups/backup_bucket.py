@@ -1,0 +1,109 @@
+"""The dedicated, versioned, never-public GCS bucket that holds logical SQL exports.
+
+Data stays bounded: every object, live or noncurrent, is deleted ``object_retention_days`` after it was
+written. Versioning keeps every overwritten or deleted object as a noncurrent version forever unless a
+rule removes it, so noncurrent versions are also deleted ``noncurrent_version_retention_days`` after they
+stop being live, whichever comes first. Soft delete then keeps deleted objects restorable for
+``soft_delete_retention_days``.
+
+(If ``noncurrent_version_retention_days`` is the larger, the age rule removes it first.)
+
+Storage class: NEARLINE by default. An export lives exactly the retention period (30 days), which meets
+Nearline's 30-day minimum storage duration, so it is never billed for early deletion, and storage costs
+about half of STANDARD. A restore reads one dump once, so Nearline's per-GB retrieval fee is small next
+to a month of STANDARD storage. COLDLINE (90 days) and ARCHIVE (365 days) would bill early deletion on
+every object, which is why config rejects them for short retentions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from .naming import standard_labels, type_token
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class BackupBucketArgs:
+    """Where the bucket lives and how long it keeps exports."""
+
+    project: str
+    environment: str
+    name: str
+    location: str
+    storage_class: str
+    object_retention_days: int
+    noncurrent_version_retention_days: int
+    soft_delete_retention_days: int
+    kms_key_name: str = ""
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+class BackupBucket(pulumi.ComponentResource):
+    """A GCS bucket for logical exports: versioned, lifecycle-bounded, private."""
+
+    bucket: gcp.storage.Bucket
+    name: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BackupBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(type_token("storage", "BackupBucket"), name, None, opts)
+        self.bucket = gcp.storage.Bucket(
+            f"{name}-bucket",
+            gcp.storage.BucketArgs(
+                project=args.project,
+                name=args.name,
+                location=args.location,
+                storage_class=args.storage_class,
+                uniform_bucket_level_access=True,
+                public_access_prevention="enforced",
+                force_destroy=False,
+                versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+                lifecycle_rules=_lifecycle_rules(args),
+                soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
+                    retention_duration_seconds=args.soft_delete_retention_days * SECONDS_PER_DAY
+                ),
+                encryption=(
+                    gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_name)
+                    if args.kms_key_name
+                    else None
+                ),
+                labels=standard_labels(args.environment, "backup-bucket", purpose="sql-backups"),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.is_prod, retain_on_delete=args.is_prod),
+        )
+        self.name = self.bucket.name
+        self.url = self.bucket.url
+        self.register_outputs({"name": self.name, "url": self.url})
+
+
+def _lifecycle_rules(args: BackupBucketArgs) -> list[gcp.storage.BucketLifecycleRuleArgs]:
+    delete = gcp.storage.BucketLifecycleRuleActionArgs(type="Delete")
+    return [
+        # Age counts from creation for live and noncurrent versions alike ("ANY"): a live export turns
+        # noncurrent at the retention age, and a noncurrent one past that age is deleted for good.
+        gcp.storage.BucketLifecycleRuleArgs(
+            action=delete,
+            condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                age=args.object_retention_days, with_state="ANY"
+            ),
+        ),
+        # A version that stopped being live early (deleted or overwritten by hand) is kept this long,
+        # so a mistaken delete can be undone, then removed.
+        gcp.storage.BucketLifecycleRuleArgs(
+            action=delete,
+            condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                days_since_noncurrent_time=args.noncurrent_version_retention_days,
+                with_state="ARCHIVED",
+            ),
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""Developer tooling: offline stack rendering, the policy gate runner, doc generators."""
