@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pulumi
+from cloudsql_backups.alerting import BackupAlerts, BackupAlertsArgs
 from cloudsql_backups.backup_bucket import BackupBucket, BackupBucketArgs
+from cloudsql_backups.ci_identity import CiIdentity, CiIdentityArgs
 from cloudsql_backups.config import ConfigError, StackSettings, load_settings
+from cloudsql_backups.dashboard import BackupDashboard, BackupDashboardArgs
+from cloudsql_backups.dashboard_assets import DashboardAssetsBackup, DashboardAssetsBackupArgs
 from cloudsql_backups.database import DatabaseInstance, DatabaseInstanceArgs
+from cloudsql_backups.export_job import ExportJob, ExportJobArgs
+from cloudsql_backups.export_metrics import ExportMetrics, ExportMetricsArgs
+from cloudsql_backups.project_apis import ProjectApis, ProjectApisArgs
 
 
 def main() -> None:
@@ -20,6 +27,8 @@ def main() -> None:
 
 
 def build_stack(s: StackSettings) -> None:
+    apis = ProjectApis("apis", ProjectApisArgs(project=s.project))
+    after_apis = pulumi.ResourceOptions(depends_on=[apis])
     database = DatabaseInstance(
         "database",
         DatabaseInstanceArgs(
@@ -47,6 +56,7 @@ def build_stack(s: StackSettings) -> None:
             authorized_networks=s.authorized_networks,
             adopt_existing_instance=s.adopt_existing_instance,
         ),
+        opts=after_apis,
     )
     bucket = BackupBucket(
         "backups",
@@ -61,13 +71,95 @@ def build_stack(s: StackSettings) -> None:
             soft_delete_retention_days=s.soft_delete_retention_days,
             kms_key_name=s.backup_bucket_kms_key,
         ),
+        opts=after_apis,
     )
+    export = ExportJob(
+        "export",
+        ExportJobArgs(
+            project=s.project,
+            region=s.region,
+            environment=s.environment,
+            instance_name=database.name,
+            instance_service_account_email=database.service_account_email,
+            bucket_name=bucket.name,
+            databases=s.export_databases,
+            schedule=s.export_schedule,
+            time_zone=s.export_time_zone,
+            offload=s.export_offload,
+            timeout_hours=s.export_timeout_hours,
+            max_retries=s.export_max_retries,
+            image=s.export_image,
+        ),
+        opts=after_apis,
+    )
+    job_name = ExportJobArgs.job_name_for(s.environment)
+    metrics = ExportMetrics(
+        "export-metrics",
+        ExportMetricsArgs(project=s.project, environment=s.environment, job_name=job_name),
+        opts=after_apis,
+    )
+    BackupAlerts(
+        "alerts",
+        BackupAlertsArgs(
+            project=s.project,
+            environment=s.environment,
+            instance_name=s.instance_name,
+            job_name=job_name,
+            databases=s.export_databases,
+            success_metric_name=metrics.success_metric_name,
+            staleness_hours=s.export_staleness_hours,
+            disk_utilization_percent=s.disk_utilization_alert_percent,
+            notification_emails=s.notification_emails,
+            notification_channel_ids=s.notification_channel_ids,
+            github_repository=s.github_repository,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
+    )
+    BackupDashboard(
+        "dashboard",
+        BackupDashboardArgs(
+            project=s.project,
+            environment=s.environment,
+            instance_name=s.instance_name,
+            job_name=job_name,
+            success_metric_name=metrics.success_metric_name,
+            bytes_metric_name=metrics.bytes_metric_name,
+            duration_metric_name=metrics.duration_metric_name,
+            staleness_hours=s.export_staleness_hours,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
+    )
+    if s.dashboard_bucket:
+        DashboardAssetsBackup(
+            "dashboard-assets",
+            DashboardAssetsBackupArgs(
+                project=s.project,
+                environment=s.environment,
+                source_bucket=s.dashboard_bucket,
+                backup_bucket=bucket.name,
+            ),
+            opts=after_apis,
+        )
+    if s.github_repository:
+        CiIdentity(
+            "ci",
+            CiIdentityArgs(
+                project=s.project,
+                github_repository=s.github_repository,
+                grantable_project_roles=(
+                    ExportJobArgs.exporter_role_name(s.project, s.environment),
+                ),
+            ),
+            opts=after_apis,
+        )
     pulumi.export("project", s.project)
     pulumi.export("region", s.region)
     pulumi.export("instance_name", database.name)
     pulumi.export("instance_connection_name", database.connection_name)
     pulumi.export("backup_bucket_name", bucket.name)
     pulumi.export("backup_bucket_url", bucket.url)
+    pulumi.export("export_job_name", export.job.name)
+    pulumi.export("export_scheduler_job_name", export.scheduler_job.name)
     pulumi.export("export_databases", list(s.export_databases))
     pulumi.export("export_offload", s.export_offload)
 

@@ -35,6 +35,9 @@ PROJECT = "cloudsql-backups"
 UNKNOWN = rpc.UNKNOWN
 _SECRET_SIG_KEY = rpc._special_sig_key
 _SECRET_SIG = rpc._special_secret_sig
+TRANSFER_SERVICE_ACCOUNT_INVOKE = (
+    "gcp:storage/getTransferProjectServiceAccount:getTransferProjectServiceAccount"
+)
 
 
 @dataclass
@@ -57,7 +60,8 @@ class RegisteredResource:
     @property
     def inputs(self) -> dict[str, Any]:
         """Inputs in wire names (camelCase), unknowns as ``UNKNOWN``, secrets unwrapped."""
-        return _unwrap_secrets(json_format.MessageToDict(self.properties))
+        inputs: dict[str, Any] = _unwrap_secrets(json_format.MessageToDict(self.properties))
+        return inputs
 
 
 @dataclass
@@ -126,7 +130,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: list[RegisteredResource] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(_registration(request, response.urn))
         return response
@@ -168,15 +172,27 @@ class ProviderMocks(mocks.Mocks):
         self.outputs_by_name[args.name] = state
         return _resource_id(self, args.typ, args.name, state), state
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        if args.token == "gcp:organizations/getProject:getProject":
-            return {"projectId": self.project, "number": project_number(self.project), "name": self.project}, None
-        raise NotImplementedError(f"the program called {args.token}, which these mocks do not answer")
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        project = args.args.get("project", self.project)
+        if args.token == TRANSFER_SERVICE_ACCOUNT_INVOKE:
+            email = f"project-{project_number(project)}@storage-transfer-service.iam.gserviceaccount.com"
+            return {
+                "email": email,
+                "member": f"serviceAccount:{email}",
+                "project": project,
+                "id": project,
+                "subjectId": str(int(project_number(project)) * 7),
+            }
+        raise NotImplementedError(
+            f"the program called {args.token}, which these mocks do not answer"
+        )
 
 
 def project_number(project: str) -> str:
     """A stable 12-digit project number, as Google assigns one per project."""
-    return str(100_000_000_000 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % 899_999_999_999)
+    return str(
+        100_000_000_000 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % 899_999_999_999
+    )
 
 
 def _no_computed(_: ProviderMocks, __: str, ___: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +248,9 @@ def _run_job(m: ProviderMocks, _: str, inputs: dict[str, Any]) -> dict[str, Any]
 
 def _workload_identity_pool(m: ProviderMocks, _: str, inputs: dict[str, Any]) -> dict[str, Any]:
     number = project_number(inputs.get("project", m.project))
-    return {"name": f"projects/{number}/locations/global/workloadIdentityPools/{inputs['workloadIdentityPoolId']}"}
+    return {
+        "name": f"projects/{number}/locations/global/workloadIdentityPools/{inputs['workloadIdentityPoolId']}"
+    }
 
 
 _COMPUTED: dict[str, Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]] = {
@@ -266,7 +284,9 @@ def render(
 
 def _render(stack: str, preview: bool, overrides: Mapping[str, Any] | None) -> RenderedStack:
     config = stack_config(stack, overrides)
-    provider_mocks = ProviderMocks(config.get("gcp:project", ""), config.get("gcp:region", ""), preview)
+    provider_mocks = ProviderMocks(
+        config.get("gcp:project", ""), config.get("gcp:region", ""), preview
+    )
     monitor = RecordingMonitor(provider_mocks)
     warnings: list[str] = []
     pulumi.runtime.settings.ROOT.set(None)
@@ -277,11 +297,11 @@ def _render(stack: str, preview: bool, overrides: Mapping[str, Any] | None) -> R
         stack=stack,
         preview=preview,
         monitor=monitor,
-        logger=_WarningCollector(warnings),
+        logger=_WarningCollector(warnings),  # type: ignore[arg-type]  # duck-typed, as the mock engine uses it
     )
     if str(PROGRAM_DIR) not in sys.path:
         sys.path.insert(0, str(PROGRAM_DIR))
-    _sync_await(run_pulumi_func(lambda: _run_program()))
+    _sync_await(run_pulumi_func(_run_program))
     for resource in monitor.registrations:
         resource.outputs = provider_mocks.outputs_by_name.get(resource.name, {})
     return RenderedStack(stack, preview, monitor.registrations, _stack_outputs(), warnings)
@@ -292,7 +312,8 @@ def _stack_outputs() -> dict[str, Any]:
     root = pulumi.runtime.settings.get_root_resource()
     exported: dict[str, Any] = getattr(root, "outputs", {})
     return {
-        name: _sync_await(pulumi.Output.from_input(value).future()) for name, value in exported.items()
+        name: _sync_await(pulumi.Output.from_input(value).future())
+        for name, value in exported.items()
     }
 
 

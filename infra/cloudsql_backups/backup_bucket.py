@@ -79,7 +79,9 @@ class BackupBucket(pulumi.ComponentResource):
                 ),
                 labels=standard_labels(args.environment, "backup-bucket", purpose="sql-backups"),
             ),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.is_prod, retain_on_delete=args.is_prod),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.is_prod, retain_on_delete=args.is_prod
+            ),
         )
         self.name = self.bucket.name
         self.url = self.bucket.url

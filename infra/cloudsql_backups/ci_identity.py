@@ -4,9 +4,9 @@ GitHub mints a short-lived OIDC token for each workflow run; the Workload Identi
 accepts it only when the token's ``repository`` claim is this repository, and only that repository's
 principal set may impersonate the deployer service account. Nothing long-lived exists to leak.
 
-The component is bootstrapped by a human with admin rights (the deployer cannot create its own trust),
-and the deployer is deliberately unable to change it afterwards: widening CI's own access always takes
-a human. See ``README_ci_identity.md`` for why each role is granted.
+A human with admin rights bootstraps the component (the deployer cannot create its own trust),
+and the deployer is deliberately unable to change it afterwards: widening CI's own access always
+takes a human. See ``README_ci_identity.md`` for why each role is granted.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ DEFAULT_DEPLOYER_ROLES: tuple[str, ...] = (
     "roles/cloudscheduler.admin",
     # Create the runtime service accounts (export job, scheduler) and their IAM.
     "roles/iam.serviceAccountAdmin",
-    # Attach those service accounts to the Cloud Run job and the scheduler (iam.serviceAccounts.actAs).
+    # Attach those service accounts to the Cloud Run job and the scheduler (actAs).
     "roles/iam.serviceAccountUser",
     # Manage the custom role that grants the export job only cloudsql.instances.export/get.
     "roles/iam.roleAdmin",
@@ -63,8 +63,8 @@ class CiIdentityArgs:
     """Which repository may deploy, into which project, with which roles.
 
     ``grantable_project_roles``: the project-level roles the stack itself grants (for example the
-    export job's custom role). The deployer gets Project IAM Admin *only* under an IAM condition that
-    lets it grant or revoke exactly these roles; empty means no project IAM rights at all.
+    export job's custom role). The deployer gets Project IAM Admin *only* under an IAM condition
+    that lets it grant or revoke exactly these roles; empty means no project IAM rights at all.
     """
 
     project: str
@@ -143,10 +143,10 @@ def role_resource_suffix(role: str) -> str:
 
 
 class CiIdentity(pulumi.ComponentResource):
-    """Workload Identity pool + GitHub OIDC provider + the deployer service account and its roles."""
+    """Workload Identity pool, GitHub OIDC provider, deployer service account and its roles."""
 
     pool: gcp.iam.WorkloadIdentityPool
-    provider: gcp.iam.WorkloadIdentityPoolProvider
+    oidc_provider: gcp.iam.WorkloadIdentityPoolProvider
     service_account: gcp.serviceaccount.Account
     workload_identity_provider: pulumi.Output[str]
     service_account_email: pulumi.Output[str]
@@ -157,9 +157,9 @@ class CiIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__(type_token("ci", "CiIdentity"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.pool = self._pool(name, args, child)
-        self.provider = self._provider(name, args, child)
-        self.service_account = self._service_account(name, args, child)
+        self.pool = self._create_pool(name, args, child)
+        self.oidc_provider = self._create_oidc_provider(name, args, child)
+        self.service_account = self._create_service_account(name, args, child)
         self.principal_set = self.pool.name.apply(
             lambda pool_name: principal_set(pool_name, args.github_repository)
         )
@@ -174,7 +174,7 @@ class CiIdentity(pulumi.ComponentResource):
         )
         self._grant_project_roles(name, args, child)
         # The two values GitHub needs, as repository variables, for google-github-actions/auth.
-        self.workload_identity_provider = self.provider.name
+        self.workload_identity_provider = self.oidc_provider.name
         self.service_account_email = self.service_account.email
         self.register_outputs(
             {
@@ -184,7 +184,7 @@ class CiIdentity(pulumi.ComponentResource):
             }
         )
 
-    def _pool(
+    def _create_pool(
         self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions
     ) -> gcp.iam.WorkloadIdentityPool:
         return gcp.iam.WorkloadIdentityPool(
@@ -198,7 +198,7 @@ class CiIdentity(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _provider(
+    def _create_oidc_provider(
         self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions
     ) -> gcp.iam.WorkloadIdentityPoolProvider:
         return gcp.iam.WorkloadIdentityPoolProvider(
@@ -224,7 +224,7 @@ class CiIdentity(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _service_account(
+    def _create_service_account(
         self, name: str, args: CiIdentityArgs, opts: pulumi.ResourceOptions
     ) -> gcp.serviceaccount.Account:
         return gcp.serviceaccount.Account(

@@ -98,12 +98,16 @@ _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,96}[a-z0-9]$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
-_NETWORK = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$")
+_NETWORK = re.compile(
+    r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$"
+)
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _CHANNEL_ID = re.compile(r"^projects/[^/]+/notificationChannels/\d+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
-_IMAGE_PINNED = re.compile(r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:(\d+\.\d+\.\d+[\w.-]*)|@sha256:[0-9a-f]{64})$")
+_IMAGE_PINNED = re.compile(
+    r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:(\d+\.\d+\.\d+[\w.-]*)|@sha256:[0-9a-f]{64})$"
+)
 
 
 class ConfigError(ValueError):
@@ -123,7 +127,9 @@ def _check_cron(value: str) -> str:
     try:
         croniter(value)
     except (CroniterBadCronError, ValueError) as error:
-        raise ValueError(f"allowed: a 5-field cron expression such as '0 3 * * *' ({error})") from None
+        raise ValueError(
+            f"allowed: a 5-field cron expression such as '0 3 * * *' ({error})"
+        ) from None
     if len(value.split()) != 5:
         raise ValueError("allowed: a 5-field cron expression such as '0 3 * * *' (Cloud Scheduler)")
     return value
@@ -133,7 +139,9 @@ def _check_time_zone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError("allowed: an IANA time zone such as 'Etc/UTC' or 'Europe/Berlin'") from None
+        raise ValueError(
+            "allowed: an IANA time zone such as 'Etc/UTC' or 'Europe/Berlin'"
+        ) from None
     return value
 
 
@@ -143,12 +151,18 @@ def _check_cidr(value: str) -> str:
     except ValueError:
         raise ValueError("allowed: a CIDR block such as '203.0.113.0/24'") from None
     if network.prefixlen == 0:
-        raise ValueError("allowed: a specific CIDR block; a /0 network opens the database to everyone")
+        raise ValueError(
+            "allowed: a specific CIDR block; a /0 network opens the database to everyone"
+        )
     return value
 
 
-InstanceName = Annotated[str, _matches(_INSTANCE_NAME, "lowercase letters, digits and hyphens, starting with a letter")]
-BucketName = Annotated[str, _matches(_BUCKET_NAME, "a GCS bucket name: 3-63 lowercase letters, digits, '-', '_', '.'")]
+InstanceName = Annotated[
+    str, _matches(_INSTANCE_NAME, "lowercase letters, digits and hyphens, starting with a letter")
+]
+BucketName = Annotated[
+    str, _matches(_BUCKET_NAME, "a GCS bucket name: 3-63 lowercase letters, digits, '-', '_', '.'")
+]
 DatabaseName = Annotated[str, _matches(_DATABASE_NAME, "a PostgreSQL database name")]
 NetworkLink = Annotated[str, _matches(_NETWORK, "projects/<project>/global/networks/<network>")]
 HourMinute = Annotated[str, _matches(_HH_MM, "a 24-hour UTC time 'HH:MM', such as '02:00'")]
@@ -226,7 +240,9 @@ class StackSettings(BaseModel):
     @classmethod
     def _kms_key_path(cls, value: str) -> str:
         if value and not _KMS_KEY.fullmatch(value):
-            raise ValueError("allowed: '' or projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>")
+            raise ValueError(
+                "allowed: '' or projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>"
+            )
         return value
 
     @field_validator("dashboard_bucket")
@@ -240,7 +256,9 @@ class StackSettings(BaseModel):
     @classmethod
     def _pinned_image(cls, value: str) -> str:
         if not _IMAGE_PINNED.fullmatch(value):
-            raise ValueError("allowed: an image pinned to a version tag (e.g. ':528.0.0-stable') or a digest")
+            raise ValueError(
+                "allowed: an image pinned to a version tag (e.g. ':528.0.0-stable') or a digest"
+            )
         return value
 
     @field_validator("github_repository")
@@ -331,7 +349,9 @@ def _prod_guards(s: StackSettings) -> str | None:
     if not s.is_prod:
         return None
     if not s.deletion_protection:
-        return f"{PROJECT_NAMESPACE}:deletion_protection = false is not allowed in prod: allowed: true"
+        return (
+            f"{PROJECT_NAMESPACE}:deletion_protection = false is not allowed in prod: allowed: true"
+        )
     if not s.point_in_time_recovery:
         return f"{PROJECT_NAMESPACE}:point_in_time_recovery = false is not allowed in prod: allowed: true"
     if s.availability_type != "REGIONAL":

@@ -155,7 +155,9 @@ def _backup_configuration(
     )
 
 
-def _ip_configuration(args: DatabaseInstanceArgs) -> gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs:
+def _ip_configuration(
+    args: DatabaseInstanceArgs,
+) -> gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs:
     return gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
         ipv4_enabled=args.public_ip_enabled,
         private_network=args.vpc_network,
