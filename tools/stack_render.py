@@ -122,6 +122,14 @@ def _config_string(value: Any) -> str:
     return json.dumps(value)
 
 
+class ProgramFailed(Exception):  # noqa: N818 - reads as what happened
+    """The program raised; ``registered`` says what it had registered before it did."""
+
+    def __init__(self, message: str, registered: list[RegisteredResource]) -> None:
+        super().__init__(message)
+        self.registered = registered
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """The official mock monitor, keeping a copy of every registration request."""
 
@@ -277,7 +285,8 @@ def render(
 ) -> RenderedStack:
     """Run ``infra/__main__.py`` for ``stack`` under mocks and return what it registered.
 
-    Raises whatever the program raises (a ``pulumi.RunError`` for invalid config).
+    Raises :class:`ProgramFailed` with the program's message (for invalid config, the list of
+    problems) and the resources registered before the failure.
     """
     return contextvars.copy_context().run(_render, stack, preview, overrides)
 
@@ -301,7 +310,10 @@ def _render(stack: str, preview: bool, overrides: Mapping[str, Any] | None) -> R
     )
     if str(PROGRAM_DIR) not in sys.path:
         sys.path.insert(0, str(PROGRAM_DIR))
-    _sync_await(run_pulumi_func(_run_program))
+    try:
+        _sync_await(run_pulumi_func(_run_program))
+    except Exception as error:
+        raise ProgramFailed(str(error), monitor.registrations) from error
     for resource in monitor.registrations:
         resource.outputs = provider_mocks.outputs_by_name.get(resource.name, {})
     return RenderedStack(stack, preview, monitor.registrations, _stack_outputs(), warnings)

@@ -44,11 +44,17 @@ DEFAULT_DEPLOYER_ROLES: tuple[str, ...] = (
     "roles/iam.serviceAccountUser",
     # Manage the custom role that grants the export job only cloudsql.instances.export/get.
     "roles/iam.roleAdmin",
-    # Backup alerts and the channels they page.
+    # Backup alerts, the channels they page, and the backup dashboard.
     "roles/monitoring.alertPolicyEditor",
     "roles/monitoring.notificationChannelEditor",
+    "roles/monitoring.dashboardEditor",
     # Log-based metrics built from the export's own log lines.
     "roles/logging.configWriter",
+    # Enable the APIs the stack depends on (gcp.projects.Service; it never disables them).
+    "roles/serviceusage.serviceUsageAdmin",
+    # The daily Storage Transfer job that copies the dashboard-assets bucket, and reading the
+    # project's transfer service agent that the job runs as.
+    "roles/storagetransfer.admin",
 )
 
 _GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")

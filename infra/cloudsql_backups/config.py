@@ -186,7 +186,7 @@ class StackSettings(BaseModel):
     adopt_existing_instance: bool = False
     database_version: Literal[POSTGRES_VERSIONS] = "POSTGRES_16"  # type: ignore[valid-type]
     edition: Literal["ENTERPRISE", "ENTERPRISE_PLUS"] = "ENTERPRISE"
-    tier: str = Field(default="db-custom-2-7680", pattern=r"^db-[a-z0-9-]+$")
+    tier: str = Field(default="db-custom-2-7680", pattern=r"^db-[A-Za-z0-9-]+$")
     availability_type: Literal["REGIONAL", "ZONAL"] = "REGIONAL"
     disk_size_gb: int = Field(default=50, ge=10, le=65536)
     # Backups and recovery.
@@ -422,8 +422,22 @@ def _describe(error: ValidationError, raw: Mapping[str, Any]) -> str:
         value = raw.get(key, "<not set>") if problem["type"] != "missing" else "<not set>"
         if problem["type"] == "extra_forbidden":
             message = "unknown key: not read by this program (check the spelling)"
-        lines.append(f"  - {PROJECT_NAMESPACE}:{'.'.join(location)} = {value!r}: {message}")
+        elif (allowed := _numeric_range(key)) is not None:
+            message = f"allowed: {allowed}"
+        namespace = "gcp" if key in ("project", "region") else PROJECT_NAMESPACE
+        lines.append(f"  - {namespace}:{'.'.join(location)} = {value!r}: {message}")
     return "\n".join(lines)
+
+
+def _numeric_range(key: str) -> str | None:
+    """'an integer from 7 to 365' for a bounded integer field, else None."""
+    field = StackSettings.model_fields.get(key)
+    if field is None or field.annotation is not int:
+        return None
+    bounds = {name: getattr(item, name) for item in field.metadata for name in ("ge", "le") if hasattr(item, name)}
+    if {"ge", "le"} <= bounds.keys():
+        return f"an integer from {bounds['ge']} to {bounds['le']}"
+    return None
 
 
 @dataclass(frozen=True)
