@@ -141,7 +141,7 @@ def build_stack(s: StackSettings) -> None:
             opts=after_apis,
         )
     if s.github_repository:
-        CiIdentity(
+        ci = CiIdentity(
             "ci",
             CiIdentityArgs(
                 project=s.project,
@@ -152,6 +152,9 @@ def build_stack(s: StackSettings) -> None:
             ),
             opts=after_apis,
         )
+        # An admin copies these into the repository variables the workflows read.
+        pulumi.export("ci_workload_identity_provider", ci.workload_identity_provider)
+        pulumi.export("ci_service_account_email", ci.service_account_email)
     pulumi.export("project", s.project)
     pulumi.export("region", s.region)
     pulumi.export("instance_name", database.name)

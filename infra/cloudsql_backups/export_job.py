@@ -250,6 +250,12 @@ def _service_account(
     )
 
 
+def operation_timeout_seconds(args: ExportJobArgs) -> int:
+    """Each database's share of the task timeout, less ten minutes: the script must be able to log a
+    timeout (and try the remaining databases) before Cloud Run stops the task."""
+    return (args.timeout_hours * 3600 - 600) // len(args.databases)
+
+
 def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs]:
     # Non-secret parameters only: the job authenticates as its service account, never with a key.
     values: dict[str, pulumi.Input[str]] = {
@@ -258,8 +264,7 @@ def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateC
         "EXPORT_BUCKET": args.bucket_name,
         "EXPORT_DATABASES": ",".join(args.databases),
         "EXPORT_OFFLOAD": "true" if args.offload else "false",
-        # Leave the script ten minutes to log a timeout before Cloud Run stops the task.
-        "EXPORT_OPERATION_TIMEOUT_SECONDS": str(args.timeout_hours * 3600 - 600),
+        "EXPORT_OPERATION_TIMEOUT_SECONDS": str(operation_timeout_seconds(args)),
     }
     return [
         gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(name=k, value=v)

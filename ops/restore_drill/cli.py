@@ -1,0 +1,356 @@
+"""`python -m ops.restore_drill` (make restore-drill ARGS="..."): the one-command quarterly drill.
+
+Exit status: 0 when the restore succeeded and every check passed, 1 when the drill failed (the
+log row says why), 2 for invalid options. A row is appended to the log in both of the first cases.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError, load_checks
+from ops.restore_drill.cloudsql import BackupStore, CloudSqlAdmin, PollSettings
+from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
+from ops.restore_drill.drill import (
+    NEWEST_WRITE_SQL,
+    DrillEnvironment,
+    DrillReport,
+    ExportPlan,
+    LocalFilePlan,
+    PitrPlan,
+    run_export_drill,
+    run_local_file_drill,
+    run_pitr_drill,
+    utc_now,
+)
+from ops.restore_drill.exports import stamp_of
+from ops.restore_drill.pgtools import PgTools
+from ops.restore_drill.progress import RichReporter
+from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
+from ops.restore_drill.restore_log import append_row
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LOG = REPO_ROOT / "BACKUP_RESTORE_LOG.md"
+DEFAULT_PITR_LAG = timedelta(minutes=10)
+MAX_INSTANCE_NAME = 98
+USAGE_ERROR = 2
+
+app = typer.Typer(
+    add_completion=False,
+    help="Quarterly restore drill: restore, run the SQL checks, record RPO/RTO in the log.",
+)
+
+
+class Method(StrEnum):
+    export = "export"
+    pitr = "pitr"
+    local_file = "local-file"
+
+
+class IpType(StrEnum):
+    private = "private"
+    public = "public"
+
+    @property
+    def api_type(self) -> str:
+        """The Cloud SQL IpMapping type: PRIVATE, or PRIMARY for the public address."""
+        return "PRIVATE" if self is IpType.private else "PRIMARY"
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """Every command-line option, as given."""
+
+    method: Method
+    project: str | None
+    instance: str | None
+    database: str
+    bucket: str | None
+    staging_instance: str | None
+    import_user: str | None
+    point_in_time: str | None
+    clone_instance: str | None
+    db_user: str | None
+    ip_type: IpType
+    db_host: str | None
+    db_sslmode: str
+    dump: Path | None
+    target_dsn: str | None
+    restore_point: str | None
+    create_missing_roles: bool
+    pg_bin_dir: Path | None
+    restore_database: str | None
+    keep_restored: bool
+
+
+@dataclass(frozen=True)
+class CloudServices:
+    admin: CloudSqlAdmin
+    store: BackupStore
+
+
+def make_cloud_services(project: str) -> CloudServices:
+    """The real Google clients (tests replace this function with fakes)."""
+    session = authorized_session()
+    return CloudServices(RestCloudSqlAdmin(session, project), GcsBackupStore(session))
+
+
+def make_connector(
+    principal_email: str, ip_type: IpType, host: str | None, sslmode: str
+) -> DatabaseConnector:
+    """IAM database authentication with Application Default Credentials."""
+    return IamConnector(
+        GoogleTokenSource(), principal_email, ip_type.api_type, host, sslmode=sslmode
+    )
+
+
+def parse_moment(value: str, option: str) -> datetime:
+    """An ISO 8601 time; without an offset it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=option) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def require(values: Mapping[str, object], method: Method) -> None:
+    missing = [option for option, value in values.items() if value in (None, "")]
+    if missing:
+        raise typer.BadParameter(f"--method {method.value} needs {', '.join(missing)}")
+
+
+def clone_name(instance: str, now: datetime) -> str:
+    """A fresh name per drill (Cloud SQL keeps deleted names reserved for up to a week)."""
+    return f"{instance}-drill-{now:%Y%m%d%H%M}"[:MAX_INSTANCE_NAME].lower()
+
+
+def print_summary(console: Console, report: DrillReport, log_file: Path) -> None:
+    table = Table(show_header=False, box=None)
+    for label, value in report.log_cells(operator="").items():
+        if label != "Operator":
+            table.add_row(label, value)
+    console.print(table)
+    for failure in report.failures:
+        console.print(f"[red]failure:[/red] {failure}", markup=True, highlight=False)
+    verdict = "[green]PASSED" if report.passed else "[red]FAILED"
+    console.print(f"{verdict}[/] - recorded in {log_file}")
+
+
+def local_file_plan(options: DrillOptions, now: datetime) -> LocalFilePlan:
+    require({"--dump": options.dump, "--target-dsn": options.target_dsn}, options.method)
+    assert options.dump is not None and options.target_dsn is not None
+    stamp: datetime | None
+    if options.restore_point:
+        stamp = parse_moment(options.restore_point, "--restore-point")
+    else:
+        stamp = stamp_of(options.dump.name)
+    if stamp is None:
+        raise typer.BadParameter(
+            "the file name carries no YYYYMMDDTHHMMSSZ timestamp; pass --restore-point",
+            param_hint="--restore-point",
+        )
+    return LocalFilePlan(
+        dump=options.dump,
+        server_conninfo=options.target_dsn,
+        database=options.restore_database or f"drill_{now:%Y%m%dt%H%M%S}",
+        restore_point=stamp,
+        create_missing_roles=options.create_missing_roles,
+        keep_restored=options.keep_restored,
+    )
+
+
+def require_cloud(options: DrillOptions) -> tuple[str, str, str]:
+    """project, instance and database user, which both Google-side methods need."""
+    given = {
+        "--project": options.project,
+        "--instance": options.instance,
+        "--db-user": options.db_user,
+    }
+    require(given, options.method)
+    assert options.project and options.instance and options.db_user
+    return options.project, options.instance, options.db_user
+
+
+def export_plan(options: DrillOptions, now: datetime) -> ExportPlan:
+    _project, instance, _user = require_cloud(options)
+    require(
+        {"--bucket": options.bucket, "--staging-instance": options.staging_instance}, options.method
+    )
+    assert options.bucket is not None and options.staging_instance is not None
+    return ExportPlan(
+        bucket=options.bucket,
+        source_instance=instance,
+        database=options.database,
+        staging_instance=options.staging_instance,
+        restore_database=options.restore_database or f"{options.database}_drill_{now:%Y%m%d%H%M}",
+        import_user=options.import_user,
+        keep_restored=options.keep_restored,
+    )
+
+
+def pitr_plan(options: DrillOptions, now: datetime) -> PitrPlan:
+    _project, instance, _user = require_cloud(options)
+    if options.point_in_time:
+        point_in_time = parse_moment(options.point_in_time, "--point-in-time")
+    else:
+        point_in_time = now - DEFAULT_PITR_LAG
+    return PitrPlan(
+        source_instance=instance,
+        clone_instance=options.clone_instance or clone_name(instance, now),
+        point_in_time=point_in_time,
+        database=options.database,
+        keep_restored=options.keep_restored,
+    )
+
+
+Plan = LocalFilePlan | ExportPlan | PitrPlan
+
+
+def make_plan(options: DrillOptions, now: datetime) -> Plan:
+    """Validate the options for the chosen method (before anything is touched)."""
+    if options.method is Method.local_file:
+        return local_file_plan(options, now)
+    if options.method is Method.export:
+        return export_plan(options, now)
+    return pitr_plan(options, now)
+
+
+def execute(
+    plan: Plan, options: DrillOptions, env: DrillEnvironment, poll: PollSettings
+) -> DrillReport:
+    if isinstance(plan, LocalFilePlan):
+        return run_local_file_drill(plan, env, PgTools.from_environment(options.pg_bin_dir))
+    project, _instance, db_user = require_cloud(options)
+    connector = make_connector(db_user, options.ip_type, options.db_host, options.db_sslmode)
+    services = make_cloud_services(project)
+    if isinstance(plan, ExportPlan):
+        return run_export_drill(plan, env, services.admin, services.store, connector, poll)
+    return run_pitr_drill(plan, env, services.admin, connector, poll)
+
+
+@app.command()
+def main(
+    method: Annotated[Method, typer.Option(help="How to restore.")],
+    project: Annotated[
+        str | None, typer.Option(envvar="RESTORE_DRILL_PROJECT", help="Google Cloud project.")
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="Production Cloud SQL instance (source).")
+    ] = None,
+    database: Annotated[str, typer.Option(help="Database to restore and check.")] = "app",
+    bucket: Annotated[str | None, typer.Option(help="export: Backup bucket name.")] = None,
+    staging_instance: Annotated[
+        str | None, typer.Option(help="export: Staging instance to import into.")
+    ] = None,
+    import_user: Annotated[
+        str | None, typer.Option(help="export: PostgreSQL user running the import.")
+    ] = None,
+    point_in_time: Annotated[
+        str | None, typer.Option(help="pitr: ISO 8601 time to clone to (default: 10 min ago).")
+    ] = None,
+    clone_instance: Annotated[
+        str | None,
+        typer.Option(help="pitr: Temporary instance name (default: INSTANCE-drill-TIME)."),
+    ] = None,
+    db_user: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RESTORE_DRILL_DB_USER",
+            help="export/pitr: IAM principal email used for IAM database authentication.",
+        ),
+    ] = None,
+    ip_type: Annotated[IpType, typer.Option(help="export/pitr: Instance address to use.")] = (
+        IpType.private
+    ),
+    db_host: Annotated[
+        str | None, typer.Option(help="export/pitr: Connect here instead (e.g. Auth Proxy).")
+    ] = None,
+    db_sslmode: Annotated[str, typer.Option(help="export/pitr: libpq sslmode.")] = "require",
+    dump: Annotated[Path | None, typer.Option(help="local-file: The .sql.gz export.")] = None,
+    target_dsn: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RESTORE_DRILL_TARGET_DSN",
+            help="local-file: Connection string of the target server (prefer the env var).",
+        ),
+    ] = None,
+    restore_point: Annotated[
+        str | None, typer.Option(help="local-file: Export time if the file name lacks it.")
+    ] = None,
+    create_missing_roles: Annotated[
+        bool, typer.Option(help="local-file: Create application roles the dump needs.")
+    ] = False,
+    pg_bin_dir: Annotated[
+        Path | None, typer.Option(help="local-file: Directory holding psql (default: PATH).")
+    ] = None,
+    restore_database: Annotated[
+        str | None, typer.Option(help="export/local-file: Name of the new database.")
+    ] = None,
+    keep_restored: Annotated[
+        bool, typer.Option(help="Keep the restored database/instance instead of deleting it.")
+    ] = False,
+    checks_dir: Annotated[Path, typer.Option(help="Directory of *.sql checks.")] = CHECKS_DIR,
+    newest_write_sql: Annotated[
+        Path, typer.Option(help="Query returning the newest write (for RPO).")
+    ] = NEWEST_WRITE_SQL,
+    check_timeout: Annotated[float, typer.Option(help="Seconds allowed per check.")] = 60.0,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between operation polls.")] = 10.0,
+    timeout_minutes: Annotated[float, typer.Option(help="Limit per Cloud SQL operation.")] = 240.0,
+    log_file: Annotated[Path, typer.Option(help="Restore log to append to.")] = DEFAULT_LOG,
+    operator: Annotated[
+        str | None, typer.Option(help="Who ran the drill (default: current user).")
+    ] = None,
+) -> None:
+    """Restore a backup, verify it with the SQL checks, and log RPO/RTO."""
+    options = DrillOptions(
+        method,
+        project,
+        instance,
+        database,
+        bucket,
+        staging_instance,
+        import_user,
+        point_in_time,
+        clone_instance,
+        db_user,
+        ip_type,
+        db_host,
+        db_sslmode,
+        dump,
+        target_dsn,
+        restore_point,
+        create_missing_roles,
+        pg_bin_dir,
+        restore_database,
+        keep_restored,
+    )
+    now = utc_now()
+    plan = make_plan(options, now)
+    try:
+        checks = load_checks(checks_dir)
+    except CheckDefinitionError as error:
+        raise typer.BadParameter(str(error), param_hint="--checks-dir") from error
+    poll = PollSettings(interval_seconds=poll_interval, timeout_seconds=timeout_minutes * 60)
+    console = Console()
+    with RichReporter(console) as reporter:
+        env = DrillEnvironment(
+            reporter=reporter,
+            checks=checks,
+            newest_write_sql=newest_write_sql.read_text(encoding="utf-8"),
+            check_timeout_seconds=check_timeout,
+        )
+        report = execute(plan, options, env, poll)
+    append_row(log_file, report.log_cells(operator or os.environ.get("USER") or getpass.getuser()))
+    print_summary(console, report, log_file)
+    raise typer.Exit(0 if report.passed else 1)

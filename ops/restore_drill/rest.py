@@ -1,0 +1,218 @@
+"""`CloudSqlAdmin` and `BackupStore` over Google's REST APIs, using an authorized requests session.
+
+Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
+  GET    /v1/projects/{project}/instances/{instance}                     instances.get
+  POST   /v1/projects/{project}/instances/{instance}/import              instances.import
+  POST   /v1/projects/{project}/instances/{instance}/clone               instances.clone
+  PATCH  /v1/projects/{project}/instances/{instance}                     instances.patch
+  DELETE /v1/projects/{project}/instances/{instance}                     instances.delete
+  POST   /v1/projects/{project}/instances/{instance}/databases           databases.insert
+  DELETE /v1/projects/{project}/instances/{instance}/databases/{name}    databases.delete
+  GET    /v1/projects/{project}/operations/{operation}                   operations.get
+  GET    /storage/v1/b/{bucket}/o?prefix=...&pageToken=...                objects.list
+Errors arrive as {"error": {"code": 409, "message": ..., "errors": [{"reason": ...}]}}.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import google.auth
+import requests
+from google.auth.transport.requests import AuthorizedSession
+
+from ops.restore_drill.cloudsql import (
+    CloudApiError,
+    ConflictError,
+    Instance,
+    IpAddress,
+    NotFoundError,
+    Operation,
+    OperationError,
+    StoredObject,
+)
+
+SQLADMIN_ENDPOINT = "https://sqladmin.googleapis.com"
+STORAGE_ENDPOINT = "https://storage.googleapis.com"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+REQUEST_TIMEOUT_SECONDS = 60.0
+ERROR_TEXT_LIMIT = 500
+
+JsonObject = dict[str, Any]
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with millisecond precision and a Z suffix, e.g. 2012-11-15T16:19:00.094Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def api_error(response: requests.Response) -> CloudApiError:
+    """Google's error document turned into the matching exception type."""
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {}
+    message = str(error.get("message") or response.text[:ERROR_TEXT_LIMIT] or response.reason)
+    details = error.get("errors") or [{}]
+    reason = str(details[0].get("reason") or error.get("status") or "unknown")
+    if response.status_code == 404:
+        return NotFoundError(404, reason, message)
+    if response.status_code == 409:
+        return ConflictError(409, reason, message)
+    return CloudApiError(response.status_code, reason, message)
+
+
+def parse_operation(document: JsonObject) -> Operation:
+    errors = (document.get("error") or {}).get("errors") or []
+    return Operation(
+        name=str(document["name"]),
+        status=str(document.get("status", "SQL_OPERATION_STATUS_UNSPECIFIED")),
+        operation_type=str(document.get("operationType", "")),
+        target_id=str(document.get("targetId", "")),
+        errors=tuple(
+            OperationError(str(e.get("code", "")), str(e.get("message", ""))) for e in errors
+        ),
+    )
+
+
+def parse_instance(document: JsonObject) -> Instance:
+    return Instance(
+        name=str(document["name"]),
+        state=str(document.get("state", "SQL_INSTANCE_STATE_UNSPECIFIED")),
+        database_version=str(document.get("databaseVersion", "")),
+        ip_addresses=tuple(
+            IpAddress(str(ip.get("type", "")), str(ip.get("ipAddress", "")))
+            for ip in document.get("ipAddresses") or []
+        ),
+        deletion_protection=bool(
+            (document.get("settings") or {}).get("deletionProtectionEnabled", False)
+        ),
+    )
+
+
+def parse_object(bucket: str, document: JsonObject) -> StoredObject:
+    return StoredObject(
+        bucket=bucket,
+        name=str(document["name"]),
+        size=int(document.get("size", 0)),
+        time_created=datetime.fromisoformat(str(document["timeCreated"])),
+    )
+
+
+class _JsonApi:
+    def __init__(self, session: requests.Session, endpoint: str) -> None:
+        self._session = session
+        self._endpoint = endpoint.rstrip("/")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: JsonObject | None = None,
+        params: dict[str, str] | None = None,
+    ) -> JsonObject:
+        response = self._session.request(
+            method,
+            self._endpoint + path,
+            json=body,
+            params=params,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
+        if response.status_code >= 400:
+            raise api_error(response)
+        document: JsonObject = response.json() if response.content else {}
+        return document
+
+
+class RestCloudSqlAdmin:
+    """Cloud SQL Admin API v1 for one project."""
+
+    def __init__(
+        self, session: requests.Session, project: str, endpoint: str = SQLADMIN_ENDPOINT
+    ) -> None:
+        self._api = _JsonApi(session, endpoint)
+        self._project = f"/v1/projects/{_segment(project)}"
+
+    def _instance_path(self, instance: str) -> str:
+        return f"{self._project}/instances/{_segment(instance)}"
+
+    def _operation(self, method: str, path: str, body: JsonObject | None = None) -> Operation:
+        return parse_operation(self._api.call(method, path, body))
+
+    def get_instance(self, instance: str) -> Instance:
+        return parse_instance(self._api.call("GET", self._instance_path(instance)))
+
+    def import_sql(
+        self, instance: str, uri: str, database: str, import_user: str | None
+    ) -> Operation:
+        context: JsonObject = {
+            "kind": "sql#importContext",
+            "fileType": "SQL",
+            "uri": uri,
+            "database": database,
+        }
+        if import_user:
+            context["importUser"] = import_user
+        return self._operation(
+            "POST", f"{self._instance_path(instance)}/import", {"importContext": context}
+        )
+
+    def clone_instance(self, source: str, destination: str, point_in_time: datetime) -> Operation:
+        context = {
+            "kind": "sql#cloneContext",
+            "destinationInstanceName": destination,
+            "pointInTime": rfc3339(point_in_time),
+        }
+        return self._operation(
+            "POST", f"{self._instance_path(source)}/clone", {"cloneContext": context}
+        )
+
+    def create_database(self, instance: str, database: str) -> Operation:
+        body = {"kind": "sql#database", "name": database, "instance": instance}
+        return self._operation("POST", f"{self._instance_path(instance)}/databases", body)
+
+    def delete_database(self, instance: str, database: str) -> Operation:
+        path = f"{self._instance_path(instance)}/databases/{_segment(database)}"
+        return self._operation("DELETE", path)
+
+    def disable_deletion_protection(self, instance: str) -> Operation:
+        body = {"settings": {"deletionProtectionEnabled": False}}
+        return self._operation("PATCH", self._instance_path(instance), body)
+
+    def delete_instance(self, instance: str) -> Operation:
+        return self._operation("DELETE", self._instance_path(instance))
+
+    def get_operation(self, name: str) -> Operation:
+        return self._operation("GET", f"{self._project}/operations/{_segment(name)}")
+
+
+class GcsBackupStore:
+    """Cloud Storage JSON API v1 object listing, following nextPageToken to the end."""
+
+    def __init__(self, session: requests.Session, endpoint: str = STORAGE_ENDPOINT) -> None:
+        self._api = _JsonApi(session, endpoint)
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        objects: list[StoredObject] = []
+        params = {"prefix": prefix, "fields": "items(name,size,timeCreated),nextPageToken"}
+        while True:
+            page = self._api.call("GET", f"/storage/v1/b/{_segment(bucket)}/o", params=params)
+            objects.extend(parse_object(bucket, item) for item in page.get("items") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return objects
+            params = {**params, "pageToken": str(token)}
+
+
+def authorized_session() -> requests.Session:
+    """A requests session carrying Application Default Credentials (cloud-platform scope)."""
+    credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    # google-auth's transport module has no type hints.
+    return AuthorizedSession(credentials)  # type: ignore[no-untyped-call]

@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""A fake `gcloud` for the export tests, kept as honest as the real one where the script cares.
+
+It answers the four commands the export script runs (`sql export sql`, `sql operations wait`,
+`sql operations describe`, `storage objects describe`) over a JSON state file named by
+$FAKE_GCLOUD_STATE that holds the project, the instance, the bucket's objects, the operations
+and a log of every argv it was called with. Like gcloud it rejects unknown flags (exit 2),
+prints JSON for --format=json, and fails with exit 1 and gcloud's own error wording:
+
+- busy instance: "HTTPError 409: Operation failed because another operation was already in
+  progress. ..." (Cloud SQL Admin API error reason operationInProgress);
+- caller without cloudsql.instances.export: "HTTPError 403: The client is not authorized to make
+  this request.";
+- `operations wait` on a failed operation: "[CODE] message" from the operation's error.errors[0]
+  (googlecloudsdk/api_lib/sql/operations.py), on a slow one, after --timeout seconds:
+  "Operation <selfLink> is taking longer than expected. ...";
+- `storage objects describe` of a missing object: "gs://BUCKET/OBJECT not found: 404.".
+
+What an export does is set per database in the state (instances.<name>.outcomes):
+"ok" (writes a non-empty object), "operation_error" (DONE with state.operation_error),
+"no_object" (DONE, nothing written), "empty_object" (DONE, 0 bytes), "hang" (never finishes),
+"wait_breaks_off" (the first wait fails with HTTP 503 while the export still runs) and
+"wait_breaks_off_after_done" (the same, but the export has already finished). A database the
+instance does not have fails like pg_dump would ('database "X" does not exist'; that wording is
+pg_dump's, the exact text Cloud SQL wraps around it is not documented). instances.<name>.
+busy_responses answers 409 that many times; caller_can_export=false answers 403.
+
+Real flags this fake does not simulate (e.g. --parallel, --raw) make it exit 3 so a test notices.
+The tests copy this file into a temporary directory under the name `gcloud`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_ENV = "FAKE_GCLOUD_STATE"
+SQLADMIN = "https://sqladmin.googleapis.com/sql/v1beta4"
+NOT_SIMULATED_EXIT = 3
+
+BUSY_MESSAGE = (
+    "HTTPError 409: Operation failed because another operation was already in progress. "
+    "Try your request after the current operation is complete."
+)
+NOT_AUTHORIZED_MESSAGE = "HTTPError 403: The client is not authorized to make this request."
+POLL_FAILED_MESSAGE = "HTTPError 503: The service is currently unavailable."
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """The argv shape of one real gcloud command: positionals and its own flags."""
+
+    min_positionals: int
+    max_positionals: int | None
+    # flag -> True when it takes a value
+    flags: dict[str, bool]
+    # real flags whose behaviour this fake does not model
+    unsimulated: frozenset[str] = field(default_factory=frozenset)
+
+
+GLOBAL_FLAGS = {
+    "--project": True,
+    "--format": True,
+    "--quiet": False,
+    "-q": False,
+    "--verbosity": True,
+    "--account": True,
+    "--impersonate-service-account": True,
+    "--billing-project": True,
+}
+
+COMMANDS: dict[tuple[str, ...], CommandSpec] = {
+    ("sql", "export", "sql"): CommandSpec(
+        2,
+        2,
+        {
+            "--async": False,
+            "--database": True,
+            "-d": True,
+            "--offload": False,
+            "--clean": False,
+            "--if-exists": False,
+            "--parallel": False,
+            "--threads": True,
+            "--table": True,
+            "-t": True,
+        },
+        frozenset({"--clean", "--if-exists", "--parallel", "--threads", "--table", "-t"}),
+    ),
+    ("sql", "operations", "wait"): CommandSpec(1, None, {"--timeout": True}),
+    ("sql", "operations", "describe"): CommandSpec(1, 1, {}),
+    ("storage", "objects", "describe"): CommandSpec(
+        1,
+        1,
+        {
+            "--raw": False,
+            "--soft-deleted": False,
+            "--fetch-encrypted-object-hashes": False,
+            "--additional-headers": True,
+            "--decryption-keys": True,
+        },
+        frozenset(
+            {
+                "--raw",
+                "--soft-deleted",
+                "--fetch-encrypted-object-hashes",
+                "--additional-headers",
+                "--decryption-keys",
+            }
+        ),
+    ),
+}
+
+
+class GcloudError(Exception):
+    """Stop with gcloud's exit code after printing its error line."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Invocation:
+    """A parsed command line."""
+
+    command: tuple[str, ...]
+    positionals: list[str]
+    flags: dict[str, str | bool]
+
+    @property
+    def label(self) -> str:
+        return "gcloud." + ".".join(self.command)
+
+    def fail(self, message: str, code: int = 1) -> GcloudError:
+        return GcloudError(code, f"ERROR: ({self.label}) {message}")
+
+
+def parse(argv: list[str]) -> Invocation:
+    command = tuple(argv[:3])
+    spec = COMMANDS.get(command)
+    if spec is None:
+        raise GcloudError(NOT_SIMULATED_EXIT, f"fake gcloud does not simulate {' '.join(argv)}")
+    known = {**GLOBAL_FLAGS, **spec.flags}
+    invocation = Invocation(command, [], {})
+    rest = argv[3:]
+    while rest:
+        token = rest.pop(0)
+        if not token.startswith("-"):
+            invocation.positionals.append(token)
+            continue
+        name, has_value, value = token.partition("=")
+        if name not in known:
+            raise invocation.fail(f"unrecognized arguments: {token}", code=2)
+        if name in spec.unsimulated:
+            raise GcloudError(NOT_SIMULATED_EXIT, f"fake gcloud does not simulate {name}")
+        if known[name] and not has_value:
+            if not rest:
+                raise invocation.fail(f"argument {name}: expected one argument", code=2)
+            value = rest.pop(0)
+        elif not known[name] and has_value:
+            raise invocation.fail(f"argument {name}: ignored explicit argument '{value}'", 2)
+        invocation.flags[name] = value if known[name] else True
+    check_positionals(invocation, spec)
+    return invocation
+
+
+def check_positionals(invocation: Invocation, spec: CommandSpec) -> None:
+    count = len(invocation.positionals)
+    if count < spec.min_positionals:
+        raise invocation.fail("a required positional argument is missing", code=2)
+    if spec.max_positionals is not None and count > spec.max_positionals:
+        extra = invocation.positionals[spec.max_positionals :]
+        raise invocation.fail(f"unrecognized arguments: {' '.join(extra)}", code=2)
+    if invocation.flags.get("--format") not in (None, "json"):
+        raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud only prints --format=json")
+
+
+class FakeCloud:
+    """The simulated project: one Cloud SQL instance and one bucket."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def run(self, invocation: Invocation) -> None:
+        if invocation.command[0] == "sql":
+            self.check_sql_project(invocation)
+        handlers: dict[tuple[str, ...], Callable[[Invocation], None]] = {
+            ("sql", "export", "sql"): self.export_sql,
+            ("sql", "operations", "wait"): self.wait,
+            ("sql", "operations", "describe"): self.describe_operation,
+            ("storage", "objects", "describe"): self.describe_object,
+        }
+        handlers[invocation.command](invocation)
+
+    # --- Cloud SQL -------------------------------------------------------------------------
+
+    def check_sql_project(self, invocation: Invocation) -> None:
+        """Cloud SQL commands need a project; Cloud Storage ones name the bucket instead."""
+        project = invocation.flags.get("--project")
+        if not isinstance(project, str):
+            raise invocation.fail("The required property [project] is not currently set.")
+        if project != self.state["project"]:
+            raise invocation.fail(NOT_AUTHORIZED_MESSAGE)
+
+    def export_sql(self, invocation: Invocation) -> None:
+        instance_name, uri = invocation.positionals
+        instance = self.state["instances"].get(instance_name)
+        if instance is None:
+            raise invocation.fail("HTTPError 404: The Cloud SQL instance does not exist.")
+        if not instance.get("caller_can_export", True):
+            raise invocation.fail(NOT_AUTHORIZED_MESSAGE)
+        if instance.get("busy_responses", 0) > 0:
+            instance["busy_responses"] -= 1
+            raise invocation.fail(BUSY_MESSAGE)
+        if self.blocked_by_running_export(instance_name, invocation.flags.get("--offload") is True):
+            raise invocation.fail(BUSY_MESSAGE)
+        database = invocation.flags.get("--database", invocation.flags.get("-d"))
+        if not isinstance(database, str):
+            raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud needs --database")
+        operation = self.new_operation(instance_name, uri, database, invocation)
+        if invocation.flags.get("--async") is not True:
+            raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud only simulates --async exports")
+        print(json.dumps(public(operation), indent=2))
+
+    def blocked_by_running_export(self, instance_name: str, offload: bool) -> bool:
+        """Cloud SQL runs one operation at a time per instance; only a running serverless
+        (offloaded) export lets a standard export through, not another serverless one."""
+        running = [
+            operation
+            for operation in self.state["operations"].values()
+            if operation["targetId"] == instance_name and operation["status"] != "DONE"
+        ]
+        if offload:
+            return bool(running)
+        return any(not operation["exportContext"]["offload"] for operation in running)
+
+    def new_operation(
+        self, instance_name: str, uri: str, database: str, invocation: Invocation
+    ) -> dict[str, Any]:
+        instance = self.state["instances"][instance_name]
+        outcome = instance.get("outcomes", {}).get(database, "ok")
+        if database not in instance["databases"]:
+            outcome = "missing_database"
+        name = str(uuid.uuid4())
+        project = self.state["project"]
+        operation = {
+            "kind": "sql#operation",
+            "name": name,
+            "operationType": "EXPORT",
+            "status": "PENDING",
+            "targetId": instance_name,
+            "targetProject": project,
+            "targetLink": f"{SQLADMIN}/projects/{project}/instances/{instance_name}",
+            "selfLink": f"{SQLADMIN}/projects/{project}/operations/{name}",
+            "user": self.state["account"],
+            "insertTime": now_rfc3339(),
+            "exportContext": {
+                "kind": "sql#exportContext",
+                "fileType": "SQL",
+                "uri": uri,
+                "databases": [database],
+                "offload": invocation.flags.get("--offload") is True,
+                "sqlExportOptions": {},
+            },
+            "_outcome": outcome,
+            "_waits": 0,
+        }
+        self.state["operations"][name] = operation
+        return operation
+
+    def operation(self, invocation: Invocation, name: str) -> dict[str, Any]:
+        operation = self.state["operations"].get(name)
+        if operation is None:
+            raise invocation.fail("HTTPError 404: The Cloud SQL operation does not exist.")
+        found: dict[str, Any] = operation
+        return found
+
+    def wait(self, invocation: Invocation) -> None:
+        timeout = parse_timeout(invocation)
+        finished = [self.wait_one(invocation, name, timeout) for name in invocation.positionals]
+        print(json.dumps([public(operation) for operation in finished], indent=2))
+
+    def wait_one(self, invocation: Invocation, name: str, timeout: int | None) -> dict[str, Any]:
+        operation = self.operation(invocation, name)
+        operation["_waits"] += 1
+        if operation["status"] != "DONE":
+            self.advance(invocation, operation, timeout)
+        errors = operation.get("error", {}).get("errors", [])
+        if errors:
+            message = f"[{errors[0]['code']}] {errors[0]['message']}"
+            raise invocation.fail(message.strip())
+        return operation
+
+    def advance(
+        self, invocation: Invocation, operation: dict[str, Any], timeout: int | None
+    ) -> None:
+        outcome = operation["_outcome"]
+        if outcome == "hang":
+            self.hang(invocation, operation, timeout)
+        if outcome == "wait_breaks_off" and operation["_waits"] == 1:
+            # gcloud's polling gives up on an HTTP error; the export itself runs on.
+            operation["status"] = "RUNNING"
+            raise invocation.fail(POLL_FAILED_MESSAGE)
+        self.finish(operation)
+        if outcome == "wait_breaks_off_after_done" and operation["_waits"] == 1:
+            raise invocation.fail(POLL_FAILED_MESSAGE)
+
+    def hang(self, invocation: Invocation, operation: dict[str, Any], timeout: int | None) -> None:
+        """gcloud polls until --timeout seconds have passed, then gives up; the export runs on."""
+        operation["status"] = "RUNNING"
+        save_state(self.state)
+        time.sleep(timeout if timeout is not None else 3600)
+        project = self.state["project"]
+        name = operation["name"]
+        raise invocation.fail(
+            f"Operation {operation['selfLink']} is taking longer than expected. You can continue "
+            f"waiting for the operation by running `gcloud beta sql operations wait --project "
+            f"{project} {name}`"
+        )
+
+    def finish(self, operation: dict[str, Any]) -> None:
+        outcome = operation["_outcome"]
+        uri = operation["exportContext"]["uri"]
+        database = operation["exportContext"]["databases"][0]
+        operation["status"] = "DONE"
+        operation["endTime"] = now_rfc3339()
+        if outcome in ("ok", "wait_breaks_off", "wait_breaks_off_after_done"):
+            if self.object(uri) is not None:
+                self.fail_operation(operation, "ERROR_RDBMS", f"{uri} already exists.")
+                return
+            self.write_object(uri, self.state["export_size"])
+        elif outcome == "empty_object":
+            self.write_object(uri, 0)
+        elif outcome == "missing_database":
+            self.fail_operation(
+                operation,
+                "ERROR_RDBMS",
+                f'pg_dump: error: connection to server failed: FATAL:  database "{database}" '
+                "does not exist",
+            )
+        elif outcome == "operation_error":
+            error = self.state["operation_error"]
+            self.fail_operation(operation, error["code"], error["message"])
+        elif outcome != "no_object":
+            raise GcloudError(NOT_SIMULATED_EXIT, f"unknown outcome {outcome!r} in the fake state")
+
+    @staticmethod
+    def fail_operation(operation: dict[str, Any], code: str, message: str) -> None:
+        operation["error"] = {
+            "kind": "sql#operationErrors",
+            "errors": [{"kind": "sql#operationError", "code": code, "message": message}],
+        }
+
+    def describe_operation(self, invocation: Invocation) -> None:
+        operation = self.operation(invocation, invocation.positionals[0])
+        print(json.dumps(public(operation), indent=2))
+
+    # --- Cloud Storage ---------------------------------------------------------------------
+
+    def describe_object(self, invocation: Invocation) -> None:
+        url = invocation.positionals[0]
+        if not self.state.get("caller_can_read_bucket", True):
+            account = self.state["account"]
+            raise invocation.fail(
+                f"HTTPError 403: {account} does not have storage.objects.get access to the "
+                "Google Cloud Storage object. Permission 'storage.objects.get' denied on "
+                "resource (or it may not exist)."
+            )
+        found = self.object(url)
+        if found is None:
+            raise invocation.fail(f"{url} not found: 404.")
+        bucket, _, name = url.removeprefix("gs://").partition("/")
+        print(
+            json.dumps(
+                {
+                    "bucket": bucket,
+                    "content_type": "application/octet-stream",
+                    "creation_time": found["created"],
+                    "generation": str(found["generation"]),
+                    "metageneration": 1,
+                    "name": name,
+                    "size": found["size"],
+                    "storage_class": "STANDARD",
+                    "storage_url": f"{url}#{found['generation']}",
+                },
+                indent=2,
+            )
+        )
+
+    def object(self, uri: str) -> dict[str, Any] | None:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        if bucket != self.state["bucket"]:
+            return None
+        found: dict[str, Any] | None = self.state["objects"].get(name)
+        return found
+
+    def write_object(self, uri: str, size: int) -> None:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        if bucket != self.state["bucket"]:
+            raise GcloudError(NOT_SIMULATED_EXIT, f"the fake has no bucket {bucket}")
+        self.state["objects"][name] = {
+            "size": size,
+            "generation": time.time_ns() // 1000,
+            "created": now_rfc3339(),
+        }
+
+
+def parse_timeout(invocation: Invocation) -> int | None:
+    """--timeout is a whole number of seconds >= 0 or `unlimited`; 0 and unlimited never stop."""
+    raw = invocation.flags.get("--timeout", "300")
+    if raw == "unlimited":
+        return None
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise invocation.fail(f"argument --timeout: invalid value: {raw}", code=2)
+    return int(raw) or None
+
+
+def public(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation as gcloud prints it: without the fake's bookkeeping fields."""
+    return {key: value for key, value in operation.items() if not key.startswith("_")}
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+def state_path() -> Path:
+    return Path(os.environ[STATE_ENV])
+
+
+def load_state() -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(state_path().read_text())
+    return state
+
+
+def save_state(state: dict[str, Any]) -> None:
+    temporary = state_path().with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2))
+    temporary.replace(state_path())
+
+
+def main(argv: list[str]) -> int:
+    state = load_state()
+    state["calls"].append(argv)
+    save_state(state)
+    try:
+        FakeCloud(state).run(parse(argv))
+    except GcloudError as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.code
+    finally:
+        save_state(state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
