@@ -97,9 +97,13 @@ class BackupAlerts(pulumi.ComponentResource):
             self._email_channel(index, email)
             for index, email in enumerate(args.notification_emails)
         ]
-        self.channel_names = pulumi.Output.all(
-            *[channel.name for channel in email_channels], *args.notification_channel_ids
-        )
+        # A list of inputs, not one combined Output: during a preview the names are unknown, but the
+        # number of channels stays visible to the policy pack.
+        self._channels: list[pulumi.Input[str]] = [
+            *(channel.name for channel in email_channels),
+            *args.notification_channel_ids,
+        ]
+        self.channel_names = pulumi.Output.all(*self._channels)
         self.policies = {
             "automated-backup-failed": self._automated_backup_failed(),
             "export-failed": self._export_failed(),
@@ -141,7 +145,7 @@ class BackupAlerts(pulumi.ComponentResource):
                 enabled=True,
                 severity=severity,
                 conditions=[condition],
-                notification_channels=self.channel_names,
+                notification_channels=self._channels,
                 alert_strategy=alert_strategy,
                 documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
                     subject=f"[{args.environment}] {title}: {args.instance_name}",

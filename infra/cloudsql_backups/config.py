@@ -284,7 +284,7 @@ class StackSettings(BaseModel):
             if (problem := check(self)) is not None
         ]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -416,7 +416,7 @@ def _describe(error: ValidationError, raw: Mapping[str, Any]) -> str:
         location = [str(part) for part in problem["loc"]]
         message = problem["msg"].removeprefix("Value error, ")
         if not location:
-            lines.extend(f"  - {part}" for part in message.split("; "))
+            lines.extend(f"  - {part}" for part in message.split("\n"))
             continue
         key = location[0]
         value = raw.get(key, "<not set>") if problem["type"] != "missing" else "<not set>"
@@ -434,7 +434,12 @@ def _numeric_range(key: str) -> str | None:
     field = StackSettings.model_fields.get(key)
     if field is None or field.annotation is not int:
         return None
-    bounds = {name: getattr(item, name) for item in field.metadata for name in ("ge", "le") if hasattr(item, name)}
+    bounds = {
+        name: getattr(item, name)
+        for item in field.metadata
+        for name in ("ge", "le")
+        if hasattr(item, name)
+    }
     if {"ge", "le"} <= bounds.keys():
         return f"an integer from {bounds['ge']} to {bounds['le']}"
     return None

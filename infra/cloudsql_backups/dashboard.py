@@ -32,7 +32,9 @@ def dashboard_definition(args: BackupDashboardArgs) -> dict[str, Any]:
     """The dashboard as the Monitoring API's JSON (``projects.dashboards``)."""
     success = promql_metric_name(args.success_metric_name)
     selector = f'{{monitored_resource="cloud_run_job",job_name="{args.job_name}"}}'
-    age_hours = f"(time() - max by (database) (timestamp({success}{selector}))) / 3600"
+    # The subquery keeps the newest sample's time in view for a week, not just the 5-minute lookback.
+    newest = f"max by (database) (max_over_time(timestamp({success}{selector})[7d:10m]))"
+    age_hours = f"(time() - {newest}) / 3600"
     tiles = [
         _tile(0, 0, _logs_panel("Automated backups (audit log)", _backup_log_filter(args))),
         _tile(
@@ -50,7 +52,15 @@ def dashboard_definition(args: BackupDashboardArgs) -> dict[str, Any]:
             4,
             _distribution_chart("Export duration (s)", args.duration_metric_name, args.job_name),
         ),
-        _tile(0, 8, _filter_chart("Export runs by result", _executions_filter(args.job_name))),
+        _tile(
+            0,
+            8,
+            _filter_chart(
+                "Export runs by result",
+                _executions_filter(args.job_name),
+                group_by="metric.label.result",
+            ),
+        ),
         _tile(6, 8, _filter_chart("Failed export runs", export_failed_filter(args.job_name))),
     ]
     return {
@@ -100,8 +110,19 @@ def _distribution_chart(title: str, log_metric: str, job_name: str) -> dict[str,
 
 
 def _filter_chart(
-    title: str, metric_filter: str, aligner: str = "ALIGN_DELTA", reducer: str = "REDUCE_SUM"
+    title: str,
+    metric_filter: str,
+    aligner: str = "ALIGN_DELTA",
+    reducer: str = "REDUCE_SUM",
+    group_by: str | None = None,
 ) -> dict[str, Any]:
+    aggregation: dict[str, Any] = {
+        "alignmentPeriod": "3600s",
+        "perSeriesAligner": aligner,
+        "crossSeriesReducer": reducer,
+    }
+    if group_by:
+        aggregation["groupByFields"] = [group_by]
     return {
         "title": title,
         "xyChart": {
@@ -110,11 +131,7 @@ def _filter_chart(
                     "timeSeriesQuery": {
                         "timeSeriesFilter": {
                             "filter": metric_filter,
-                            "aggregation": {
-                                "alignmentPeriod": "3600s",
-                                "perSeriesAligner": aligner,
-                                "crossSeriesReducer": reducer,
-                            },
+                            "aggregation": aggregation,
                         }
                     },
                     "plotType": "STACKED_BAR" if aligner == "ALIGN_DELTA" else "LINE",

@@ -14,6 +14,8 @@ import pulumi_gcp as gcp
 from .naming import type_token
 
 REQUIRED_APIS = (
+    # Project-level IAM bindings (the export job's custom role) go through Resource Manager.
+    "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
