@@ -261,6 +261,15 @@ def _workload_identity_pool(m: ProviderMocks, _: str, inputs: dict[str, Any]) ->
     }
 
 
+def _workload_identity_provider(m: ProviderMocks, _: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    number = project_number(inputs.get("project", m.project))
+    pool, provider = inputs["workloadIdentityPoolId"], inputs["workloadIdentityPoolProviderId"]
+    return {
+        "name": f"projects/{number}/locations/global/workloadIdentityPools/{pool}/providers/{provider}",
+        "state": "ACTIVE",
+    }
+
+
 _COMPUTED: dict[str, Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]] = {
     "gcp:sql/databaseInstance:DatabaseInstance": _sql_instance,
     "gcp:storage/bucket:Bucket": _bucket,
@@ -270,6 +279,7 @@ _COMPUTED: dict[str, Callable[[ProviderMocks, str, dict[str, Any]], dict[str, An
     "gcp:monitoring/alertPolicy:AlertPolicy": _numbered("alertPolicies"),
     "gcp:cloudrunv2/job:Job": _run_job,
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": _workload_identity_pool,
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": _workload_identity_provider,
 }
 
 
