@@ -1,7 +1,8 @@
 """`python -m ops.restore_drill` (make restore-drill ARGS="..."): the one-command quarterly drill.
 
 Exit status: 0 when the restore succeeded and every check passed, 1 when the drill failed (the
-log row says why), 2 for invalid options. A row is appended to the log in both of the first cases.
+log row says why) or could not be logged, 2 for invalid options or missing Google credentials
+(nothing was touched). A row is appended to the log whenever a drill ran.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import google.auth.exceptions
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError, load_checks
@@ -25,7 +28,6 @@ from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamC
 from ops.restore_drill.drill import (
     NEWEST_WRITE_SQL,
     DrillEnvironment,
-    DrillReport,
     ExportPlan,
     LocalFilePlan,
     PitrPlan,
@@ -37,8 +39,9 @@ from ops.restore_drill.drill import (
 from ops.restore_drill.exports import stamp_of
 from ops.restore_drill.pgtools import PgTools
 from ops.restore_drill.progress import RichReporter
+from ops.restore_drill.report import DrillReport
 from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
-from ops.restore_drill.restore_log import append_row
+from ops.restore_drill.restore_log import RestoreLogError, append_row
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOG = REPO_ROOT / "BACKUP_RESTORE_LOG.md"
@@ -135,16 +138,16 @@ def clone_name(instance: str, now: datetime) -> str:
     return f"{instance}-drill-{now:%Y%m%d%H%M}"[:MAX_INSTANCE_NAME].lower()
 
 
-def print_summary(console: Console, report: DrillReport, log_file: Path) -> None:
+def print_summary(console: Console, report: DrillReport, log_file: Path | None) -> None:
     table = Table(show_header=False, box=None)
     for label, value in report.log_cells(operator="").items():
         if label != "Operator":
-            table.add_row(label, value)
+            table.add_row(label, escape(value))
     console.print(table)
     for failure in report.failures:
-        console.print(f"[red]failure:[/red] {failure}", markup=True, highlight=False)
+        console.print(f"[red]failure:[/red] {escape(failure)}", highlight=False)
     verdict = "[green]PASSED" if report.passed else "[red]FAILED"
-    console.print(f"{verdict}[/] - recorded in {log_file}")
+    console.print(f"{verdict}[/]" + (f" - recorded in {log_file}" if log_file else ""))
 
 
 def local_file_plan(options: DrillOptions, now: datetime) -> LocalFilePlan:
@@ -226,17 +229,43 @@ def make_plan(options: DrillOptions, now: datetime) -> Plan:
     return pitr_plan(options, now)
 
 
+@dataclass(frozen=True)
+class GoogleSide:
+    services: CloudServices
+    connector: DatabaseConnector
+
+
+def connect_google(options: DrillOptions) -> GoogleSide | None:
+    """The Google clients a cloud drill needs; None for local-file. Exits 2 without credentials."""
+    if options.method is Method.local_file:
+        return None
+    project, _instance, db_user = require_cloud(options)
+    try:
+        connector = make_connector(db_user, options.ip_type, options.db_host, options.db_sslmode)
+        return GoogleSide(make_cloud_services(project), connector)
+    except google.auth.exceptions.DefaultCredentialsError as error:
+        typer.echo(
+            f"No Google credentials ({error}). Run `gcloud auth application-default login` "
+            "(with --impersonate-service-account for the drill identity) and try again.",
+            err=True,
+        )
+        raise typer.Exit(USAGE_ERROR) from error
+
+
 def execute(
-    plan: Plan, options: DrillOptions, env: DrillEnvironment, poll: PollSettings
+    plan: Plan,
+    cloud: GoogleSide | None,
+    options: DrillOptions,
+    env: DrillEnvironment,
+    poll: PollSettings,
 ) -> DrillReport:
     if isinstance(plan, LocalFilePlan):
         return run_local_file_drill(plan, env, PgTools.from_environment(options.pg_bin_dir))
-    project, _instance, db_user = require_cloud(options)
-    connector = make_connector(db_user, options.ip_type, options.db_host, options.db_sslmode)
-    services = make_cloud_services(project)
+    assert cloud is not None
+    admin, connector = cloud.services.admin, cloud.connector
     if isinstance(plan, ExportPlan):
-        return run_export_drill(plan, env, services.admin, services.store, connector, poll)
-    return run_pitr_drill(plan, env, services.admin, connector, poll)
+        return run_export_drill(plan, env, admin, cloud.services.store, connector, poll)
+    return run_pitr_drill(plan, env, admin, connector, poll)
 
 
 @app.command()
@@ -342,6 +371,7 @@ def main(
     except CheckDefinitionError as error:
         raise typer.BadParameter(str(error), param_hint="--checks-dir") from error
     poll = PollSettings(interval_seconds=poll_interval, timeout_seconds=timeout_minutes * 60)
+    cloud = connect_google(options)
     console = Console()
     with RichReporter(console) as reporter:
         env = DrillEnvironment(
@@ -350,7 +380,13 @@ def main(
             newest_write_sql=newest_write_sql.read_text(encoding="utf-8"),
             check_timeout_seconds=check_timeout,
         )
-        report = execute(plan, options, env, poll)
-    append_row(log_file, report.log_cells(operator or os.environ.get("USER") or getpass.getuser()))
+        report = execute(plan, cloud, options, env, poll)
+    who = operator or os.environ.get("USER") or getpass.getuser()
+    try:
+        append_row(log_file, report.log_cells(who))
+    except (RestoreLogError, OSError) as error:
+        print_summary(console, report, log_file=None)
+        console.print(f"[red]could not record the drill in {log_file}:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
     print_summary(console, report, log_file)
     raise typer.Exit(0 if report.passed else 1)

@@ -27,7 +27,7 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow
 
-from ops.restore_drill.checks import CheckResult, SqlCheck, run_checks
+from ops.restore_drill.checks import SqlCheck, run_checks
 from ops.restore_drill.cloudsql import (
     INSTANCE_RUNNABLE,
     BackupStore,
@@ -43,7 +43,7 @@ from ops.restore_drill.cloudsql import (
 )
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
 from ops.restore_drill.dump_file import inspect_dump
-from ops.restore_drill.exports import NoExportError, export_prefix, latest_export
+from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
 from ops.restore_drill.local_restore import (
     LocalRestoreRequest,
     RestoreError,
@@ -52,10 +52,10 @@ from ops.restore_drill.local_restore import (
     replay,
 )
 from ops.restore_drill.pgtools import PgToolError, PgTools, describe_target, with_database
+from ops.restore_drill.report import DrillReport, format_moment
 
 NEWEST_WRITE_SQL = Path(__file__).with_name("newest_write.sql")
 EXPORT_STALE_AFTER = timedelta(hours=36)
-FAILURE_TEXT_LIMIT = 200
 
 
 class DrillError(RuntimeError):
@@ -129,85 +129,6 @@ class DrillEnvironment:
     clock: Callable[[], datetime] = utc_now
 
 
-@dataclass
-class DrillReport:
-    """The outcome of one drill: what the log row and the exit code are made of."""
-
-    method: str
-    source: str
-    target: str
-    restore_point: datetime | None
-    started_at: datetime
-    checks_total: int
-    check_results: list[CheckResult] = field(default_factory=list)
-    checks_green_at: datetime | None = None
-    newest_write: datetime | None = None
-    failures: list[str] = field(default_factory=list)
-
-    def fail(self, reason: str) -> None:
-        self.failures.append(reason)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures and len(self.check_results) == self.checks_total > 0
-
-    @property
-    def failed_checks(self) -> list[str]:
-        return [r.check.name for r in self.check_results if not r.passed]
-
-    @property
-    def rpo_minutes(self) -> float | None:
-        """Restore point minus the newest restored write; 0 if the data is newer than the label."""
-        if self.restore_point is None or self.newest_write is None:
-            return None
-        return max(0.0, (self.restore_point - self.newest_write).total_seconds() / 60)
-
-    @property
-    def rto_minutes(self) -> float | None:
-        """Start of the restore until every check passed (None when they never all did)."""
-        if self.checks_green_at is None:
-            return None
-        return (self.checks_green_at - self.started_at).total_seconds() / 60
-
-    def checks_summary(self) -> str:
-        passed = sum(r.passed for r in self.check_results)
-        summary = f"{passed}/{self.checks_total}"
-        if self.failed_checks:
-            return f"{summary} (failed: {', '.join(self.failed_checks)})"
-        if self.failures and not self.check_results:
-            return f"{summary} (not run: {_shorten(self.failures[0])})"
-        if self.failures:
-            return f"{summary} ({_shorten('; '.join(self.failures))})"
-        return summary
-
-    def log_cells(self, operator: str) -> dict[str, str]:
-        return {
-            "Date": self.started_at.astimezone(UTC).date().isoformat(),
-            "Source": self.source,
-            "Target": self.target,
-            "Method": self.method,
-            "Restore point": format_moment(self.restore_point),
-            "RPO (min)": format_minutes(self.rpo_minutes),
-            "RTO (min)": format_minutes(self.rto_minutes),
-            "Checks passed": self.checks_summary(),
-            "Result": "passed" if self.passed else "failed",
-            "Operator": operator,
-        }
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= FAILURE_TEXT_LIMIT else text[: FAILURE_TEXT_LIMIT - 3] + "..."
-
-
-def format_moment(moment: datetime | None) -> str:
-    return "n/a" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def format_minutes(minutes: float | None) -> str:
-    return "n/a" if minutes is None else f"{minutes:.1f}"
-
-
 # --- verification (shared by every method) ------------------------------------------------------
 
 
@@ -259,18 +180,52 @@ def clean_up(
         report.fail(f"cleanup failed ({title}): {error}")
 
 
+class CreatedResources:
+    """What a drill created, released in reverse order when it ends, whatever happened.
+
+    A resource is registered only once the drill knows it created it, so cleanup can never
+    delete something that existed before the drill.
+    """
+
+    def __init__(self, report: DrillReport, env: DrillEnvironment, keep: bool) -> None:
+        self._report, self._env, self._keep = report, env, keep
+        self._releases: list[tuple[str, str, Callable[[], None]]] = []
+
+    def register(self, title: str, kept_note: str, release: Callable[[], None]) -> None:
+        self._releases.append((title, kept_note, release))
+
+    def release_all(self) -> None:
+        for title, kept_note, release in reversed(self._releases):
+            if self._keep:
+                self._env.reporter.note(f"{kept_note} (--keep-restored)")
+            else:
+                clean_up(self._report, self._env, title, release)
+
+
+def connect_and_verify(
+    open_connection: Callable[[], psycopg.Connection[TupleRow]],
+    env: DrillEnvironment,
+    report: DrillReport,
+    where: str,
+) -> None:
+    with env.reporter.step(f"Connect to {where}"):
+        conn = open_connection()
+    with conn:
+        verify(conn, env, report)
+
+
+def status_reporter(reporter: Reporter) -> Callable[[Operation], None]:
+    """Shows a polled operation's state (PENDING, RUNNING, DONE) next to the current step."""
+    return lambda operation: reporter.status(f"{operation.operation_type} {operation.status}")
+
+
 def run_operation(
     admin: CloudSqlAdmin, start: Callable[[], Operation], poll: PollSettings, reporter: Reporter
 ) -> Operation:
     """Start a Cloud SQL operation (waiting out 409s) and wait for it, showing its status."""
     operation = retry_while_busy(start, poll)
-    reporter.status(f"{operation.operation_type} {operation.status}")
-    return wait_for_operation(
-        admin,
-        operation,
-        poll,
-        on_status=lambda op: reporter.status(f"{op.operation_type} {op.status}"),
-    )
+    status_reporter(reporter)(operation)
+    return wait_for_operation(admin, operation, poll, on_status=status_reporter(reporter))
 
 
 # --- local-file ---------------------------------------------------------------------------------
@@ -287,43 +242,47 @@ class LocalFilePlan:
 
 
 def run_local_file_drill(plan: LocalFilePlan, env: DrillEnvironment, tools: PgTools) -> DrillReport:
+    target = with_database(plan.server_conninfo, plan.database)
     report = DrillReport(
         method="local-file (psql replay)",
         source=plan.dump.name,
-        target=describe_target(with_database(plan.server_conninfo, plan.database)),
+        target=describe_target(target),
         restore_point=plan.restore_point,
         started_at=env.clock(),
         checks_total=len(env.checks),
     )
-    request = LocalRestoreRequest(
-        plan.dump, plan.server_conninfo, plan.database, plan.create_missing_roles
-    )
-    created = False
+    resources = CreatedResources(report, env, plan.keep_restored)
     try:
-        with env.reporter.step(f"Inspect {plan.dump.name} (versions, roles)"):
-            dump = inspect_dump(plan.dump)
-        with env.reporter.step(f"Create database {plan.database} and the roles the dump needs"):
-            new_roles = prepare_target(request, dump, tools)
-            created = True
-        if new_roles:
-            env.reporter.note(f"created NOLOGIN roles: {', '.join(new_roles)}")
-        with env.reporter.step("Replay the dump with psql (single transaction, ON_ERROR_STOP)"):
-            database_conninfo = replay(request, tools)
-        with psycopg.connect(database_conninfo, autocommit=True) as conn:
-            verify(conn, env, report)
+        restore_local_file(plan, env, tools, resources)
+        connect_and_verify(
+            lambda: psycopg.connect(target, autocommit=True), env, report, report.target
+        )
     except DRILL_FAILURES as error:
         report.fail(str(error))
     finally:
-        if created and plan.keep_restored:
-            env.reporter.note(f"kept database {plan.database} (--keep-restored)")
-        elif created:
-            clean_up(
-                report,
-                env,
-                f"Drop database {plan.database}",
-                lambda: drop_database(plan.server_conninfo, plan.database),
-            )
+        resources.release_all()
     return report
+
+
+def restore_local_file(
+    plan: LocalFilePlan, env: DrillEnvironment, tools: PgTools, resources: CreatedResources
+) -> None:
+    request = LocalRestoreRequest(
+        plan.dump, plan.server_conninfo, plan.database, plan.create_missing_roles
+    )
+    with env.reporter.step(f"Inspect {plan.dump.name} (versions, roles)"):
+        dump = inspect_dump(plan.dump)
+    with env.reporter.step(f"Create database {plan.database} and the roles the dump needs"):
+        new_roles = prepare_target(request, dump, tools)
+    resources.register(
+        f"Drop database {plan.database}",
+        f"kept database {plan.database}",
+        lambda: drop_database(plan.server_conninfo, plan.database),
+    )
+    if new_roles:
+        env.reporter.note(f"created NOLOGIN roles: {', '.join(new_roles)}")
+    with env.reporter.step("Replay the dump with psql (single transaction, ON_ERROR_STOP)"):
+        replay(request, tools)
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -338,6 +297,15 @@ class ExportPlan:
     restore_database: str
     import_user: str | None = None
     keep_restored: bool = False
+
+
+@dataclass(frozen=True)
+class CloudDrillServices:
+    """The Google-side interfaces a drill talks through, and how it waits on them."""
+
+    admin: CloudSqlAdmin
+    connector: DatabaseConnector
+    poll: PollSettings
 
 
 def run_export_drill(
@@ -356,26 +324,11 @@ def run_export_drill(
         started_at=env.clock(),
         checks_total=len(env.checks),
     )
-    created = False
+    cloud = CloudDrillServices(admin, connector, poll)
+    resources = CreatedResources(report, env, plan.keep_restored)
     try:
-        with env.reporter.step("Find the latest export in the backup bucket"):
-            export = latest_export(store, plan.bucket, plan.source_instance, plan.database)
-        report.source, report.restore_point = export.stored.uri, export.exported_at
-        env.reporter.note(f"latest export: {export.stored.uri} ({export.stored.size} bytes)")
-        if env.clock() - export.exported_at > EXPORT_STALE_AFTER:
-            env.reporter.note(
-                "WARNING: the latest export is older than 36 hours (see DR_RUNBOOK.md)"
-            )
-        with env.reporter.step(
-            f"Create database {plan.restore_database} on {plan.staging_instance}"
-        ):
-            created = True  # from here on, cleanup tries to delete it (404 means nothing to do)
-            run_operation(
-                admin,
-                lambda: admin.create_database(plan.staging_instance, plan.restore_database),
-                poll,
-                env.reporter,
-            )
+        export = find_latest_export(plan, store, env, report)
+        create_drill_database(plan, cloud, env, resources)
         with env.reporter.step(f"Import {export.stored.uri} into {plan.staging_instance}"):
             run_operation(
                 admin,
@@ -388,34 +341,61 @@ def run_export_drill(
                 poll,
                 env.reporter,
             )
-        with env.reporter.step(f"Connect to {plan.staging_instance}/{plan.restore_database}"):
-            instance = admin.get_instance(plan.staging_instance)
-            conn = connector.connect(instance, plan.restore_database)
-        with conn:
-            verify(conn, env, report)
+        connect_and_verify(
+            lambda: connector.connect(
+                admin.get_instance(plan.staging_instance), plan.restore_database
+            ),
+            env,
+            report,
+            report.target,
+        )
     except DRILL_FAILURES as error:
         report.fail(str(error))
     finally:
-        if created and plan.keep_restored:
-            env.reporter.note(f"kept database {plan.restore_database} on {plan.staging_instance}")
-        elif created:
-            clean_up(
-                report,
-                env,
-                f"Delete database {plan.restore_database} from {plan.staging_instance}",
-                lambda: delete_drill_database(admin, plan, poll, env.reporter),
-            )
+        resources.release_all()
     return report
 
 
-def delete_drill_database(
-    admin: CloudSqlAdmin, plan: ExportPlan, poll: PollSettings, reporter: Reporter
+def find_latest_export(
+    plan: ExportPlan, store: BackupStore, env: DrillEnvironment, report: DrillReport
+) -> ExportFile:
+    with env.reporter.step("Find the latest export in the backup bucket"):
+        export = latest_export(store, plan.bucket, plan.source_instance, plan.database)
+    report.source, report.restore_point = export.stored.uri, export.exported_at
+    env.reporter.note(f"latest export: {export.stored.uri} ({export.stored.size} bytes)")
+    if env.clock() - export.exported_at > EXPORT_STALE_AFTER:
+        env.reporter.note("WARNING: the latest export is older than 36 hours (see DR_RUNBOOK.md)")
+    return export
+
+
+def create_drill_database(
+    plan: ExportPlan, cloud: CloudDrillServices, env: DrillEnvironment, resources: CreatedResources
 ) -> None:
+    admin = cloud.admin
+    with env.reporter.step(f"Create database {plan.restore_database} on {plan.staging_instance}"):
+        if admin.database_exists(plan.staging_instance, plan.restore_database):
+            raise DrillError(
+                f"database {plan.restore_database} already exists on {plan.staging_instance}; "
+                "choose another --restore-database"
+            )
+        operation = retry_while_busy(
+            lambda: admin.create_database(plan.staging_instance, plan.restore_database), cloud.poll
+        )
+        resources.register(
+            f"Delete database {plan.restore_database} from {plan.staging_instance}",
+            f"kept database {plan.restore_database} on {plan.staging_instance}",
+            lambda: delete_drill_database(plan, cloud, env.reporter),
+        )
+        wait_for_operation(admin, operation, cloud.poll, on_status=status_reporter(env.reporter))
+
+
+def delete_drill_database(plan: ExportPlan, cloud: CloudDrillServices, reporter: Reporter) -> None:
+    admin = cloud.admin
     try:
         run_operation(
             admin,
             lambda: admin.delete_database(plan.staging_instance, plan.restore_database),
-            poll,
+            cloud.poll,
             reporter,
         )
     except NotFoundError:
@@ -449,47 +429,16 @@ def run_pitr_drill(
         started_at=env.clock(),
         checks_total=len(env.checks),
     )
-    created = False
+    cloud = CloudDrillServices(admin, connector, poll)
+    resources = CreatedResources(report, env, plan.keep_restored)
     try:
         validate_pitr_plan(plan, env.clock())
-        with env.reporter.step(
-            f"Clone {plan.source_instance} to {plan.clone_instance} at {format_moment(plan.point_in_time)}"
-        ):
-            operation = retry_while_busy(
-                lambda: admin.clone_instance(
-                    plan.source_instance, plan.clone_instance, plan.point_in_time
-                ),
-                poll,
-            )
-            created = True  # the clone exists (maybe FAILED) from here on; always delete it
-            wait_for_operation(
-                admin,
-                operation,
-                poll,
-                on_status=lambda op: env.reporter.status(f"{op.operation_type} {op.status}"),
-            )
-        with env.reporter.step(f"Connect to {plan.clone_instance}/{plan.database}"):
-            instance = admin.get_instance(plan.clone_instance)
-            if instance.state != INSTANCE_RUNNABLE:
-                raise DrillError(f"clone {plan.clone_instance} is {instance.state}, not RUNNABLE")
-            conn = connector.connect(instance, plan.database)
-        with conn:
-            verify(conn, env, report)
+        clone_to_point_in_time(plan, cloud, env, resources)
+        connect_and_verify(lambda: connect_to_clone(plan, cloud), env, report, report.target)
     except DRILL_FAILURES as error:
         report.fail(str(error))
     finally:
-        if created and plan.keep_restored:
-            env.reporter.note(
-                f"kept temporary instance {plan.clone_instance}; delete it with "
-                f"`gcloud sql instances delete {plan.clone_instance}` (it is billed while it exists)"
-            )
-        elif created:
-            clean_up(
-                report,
-                env,
-                f"Delete temporary instance {plan.clone_instance}",
-                lambda: delete_temporary_instance(admin, plan.clone_instance, poll, env.reporter),
-            )
+        resources.release_all()
     return report
 
 
@@ -498,6 +447,44 @@ def validate_pitr_plan(plan: PitrPlan, now: datetime) -> None:
         raise DrillError("the temporary instance must not have the source instance's name")
     if plan.point_in_time >= now:
         raise DrillError(f"point in time {format_moment(plan.point_in_time)} is not in the past")
+
+
+def clone_to_point_in_time(
+    plan: PitrPlan, cloud: CloudDrillServices, env: DrillEnvironment, resources: CreatedResources
+) -> None:
+    admin, moment = cloud.admin, format_moment(plan.point_in_time)
+    with env.reporter.step(f"Clone {plan.source_instance} to {plan.clone_instance} at {moment}"):
+        refuse_existing_instance(admin, plan.clone_instance)
+        operation = retry_while_busy(
+            lambda: admin.clone_instance(
+                plan.source_instance, plan.clone_instance, plan.point_in_time
+            ),
+            cloud.poll,
+        )
+        # Ours from here on, even if the clone ends up FAILED: cleanup always deletes it.
+        resources.register(
+            f"Delete temporary instance {plan.clone_instance}",
+            f"kept temporary instance {plan.clone_instance}; it is billed until you run "
+            f"`gcloud sql instances delete {plan.clone_instance}`",
+            lambda: delete_temporary_instance(admin, plan.clone_instance, cloud.poll, env.reporter),
+        )
+        wait_for_operation(admin, operation, cloud.poll, on_status=status_reporter(env.reporter))
+
+
+def connect_to_clone(plan: PitrPlan, cloud: CloudDrillServices) -> psycopg.Connection[TupleRow]:
+    instance = cloud.admin.get_instance(plan.clone_instance)
+    if instance.state != INSTANCE_RUNNABLE:
+        raise DrillError(f"clone {plan.clone_instance} is {instance.state}, not RUNNABLE")
+    return cloud.connector.connect(instance, plan.database)
+
+
+def refuse_existing_instance(admin: CloudSqlAdmin, instance_name: str) -> None:
+    """A drill only deletes what it created, so it never clones onto an existing instance."""
+    try:
+        admin.get_instance(instance_name)
+    except NotFoundError:
+        return
+    raise DrillError(f"instance {instance_name} already exists; choose another --clone-instance")
 
 
 def delete_temporary_instance(

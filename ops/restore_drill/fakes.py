@@ -109,10 +109,22 @@ class FakeCloudSqlAdmin:
     def running_operations(self) -> list[Operation]:
         return [p.operation for p in self._operations.values() if not p.operation.done]
 
+    def status_histories(self, operation_type: str) -> list[list[str]]:
+        """Every status each operation of this type went through, as its pollers saw it."""
+        return [
+            self.status_history[name]
+            for name, pending in self._operations.items()
+            if pending.operation.operation_type == operation_type
+        ]
+
     # --- CloudSqlAdmin -------------------------------------------------------------------
     def get_instance(self, instance: str) -> Instance:
         self.calls.append(("get_instance", instance))
         return self._require(instance).view()
+
+    def database_exists(self, instance: str, database: str) -> bool:
+        self.calls.append(("database_exists", instance, database))
+        return database in self._require(instance).databases
 
     def import_sql(
         self, instance: str, uri: str, database: str, import_user: str | None

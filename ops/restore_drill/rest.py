@@ -2,6 +2,7 @@
 
 Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
   GET    /v1/projects/{project}/instances/{instance}                     instances.get
+  GET    /v1/projects/{project}/instances/{instance}/databases/{name}    databases.get
   POST   /v1/projects/{project}/instances/{instance}/import              instances.import
   POST   /v1/projects/{project}/instances/{instance}/clone               instances.clone
   PATCH  /v1/projects/{project}/instances/{instance}                     instances.patch
@@ -148,6 +149,16 @@ class RestCloudSqlAdmin:
 
     def get_instance(self, instance: str) -> Instance:
         return parse_instance(self._api.call("GET", self._instance_path(instance)))
+
+    def database_exists(self, instance: str, database: str) -> bool:
+        path = f"{self._instance_path(instance)}/databases/{_segment(database)}"
+        try:
+            self._api.call("GET", path)
+        except NotFoundError as error:
+            if error.reason == "instanceDoesNotExist":
+                raise
+            return False
+        return True
 
     def import_sql(
         self, instance: str, uri: str, database: str, import_user: str | None

@@ -1,0 +1,89 @@
+"""The outcome of one drill: RPO, RTO, check results, and the log row made from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ops.restore_drill.checks import CheckResult
+
+FAILURE_TEXT_LIMIT = 200
+
+
+@dataclass
+class DrillReport:
+    """The outcome of one drill: what the log row and the exit code are made of."""
+
+    method: str
+    source: str
+    target: str
+    restore_point: datetime | None
+    started_at: datetime
+    checks_total: int
+    check_results: list[CheckResult] = field(default_factory=list)
+    checks_green_at: datetime | None = None
+    newest_write: datetime | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, reason: str) -> None:
+        self.failures.append(reason)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and len(self.check_results) == self.checks_total > 0
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [r.check.name for r in self.check_results if not r.passed]
+
+    @property
+    def rpo_minutes(self) -> float | None:
+        """Restore point minus the newest restored write; 0 if the data is newer than the label."""
+        if self.restore_point is None or self.newest_write is None:
+            return None
+        return max(0.0, (self.restore_point - self.newest_write).total_seconds() / 60)
+
+    @property
+    def rto_minutes(self) -> float | None:
+        """Start of the restore until every check passed (None when they never all did)."""
+        if self.checks_green_at is None:
+            return None
+        return (self.checks_green_at - self.started_at).total_seconds() / 60
+
+    def checks_summary(self) -> str:
+        passed = sum(r.passed for r in self.check_results)
+        summary = f"{passed}/{self.checks_total}"
+        if self.failed_checks:
+            return f"{summary} (failed: {', '.join(self.failed_checks)})"
+        if self.failures and not self.check_results:
+            return f"{summary} (not run: {_shorten(self.failures[0])})"
+        if self.failures:
+            return f"{summary} ({_shorten('; '.join(self.failures))})"
+        return summary
+
+    def log_cells(self, operator: str) -> dict[str, str]:
+        return {
+            "Date": self.started_at.astimezone(UTC).date().isoformat(),
+            "Source": self.source,
+            "Target": self.target,
+            "Method": self.method,
+            "Restore point": format_moment(self.restore_point),
+            "RPO (min)": format_minutes(self.rpo_minutes),
+            "RTO (min)": format_minutes(self.rto_minutes),
+            "Checks passed": self.checks_summary(),
+            "Result": "passed" if self.passed else "failed",
+            "Operator": operator,
+        }
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= FAILURE_TEXT_LIMIT else text[: FAILURE_TEXT_LIMIT - 3] + "..."
+
+
+def format_moment(moment: datetime | None) -> str:
+    return "n/a" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_minutes(minutes: float | None) -> str:
+    return "n/a" if minutes is None else f"{minutes:.1f}"

@@ -1,0 +1,402 @@
+"""The export and PITR drills against the fake Cloud SQL Admin API, verifying a real restored database.
+
+The fake plays Google; `LocalConnector` plays the network path to the restored instance (it hands
+out a connection to a database on the local target server and lets the test decide how long the
+restore "took", so RTO is exact).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ops.restore_drill.checks import load_checks
+from ops.restore_drill.cloudsql import PollSettings, StoredObject
+from ops.restore_drill.drill import (
+    DrillEnvironment,
+    ExportPlan,
+    PitrPlan,
+    RecordingReporter,
+    run_export_drill,
+    run_pitr_drill,
+)
+from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
+from ops.restore_drill.local_restore import LocalRestoreResult
+from tests.restore_drill.support import EXPORT_AT, NEWEST_WRITE, LocalConnector
+
+BUCKET = "example-backups"
+RESTORE_TAKES = timedelta(minutes=42)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
+def connector(conninfo: str, clock: Clock) -> LocalConnector:
+    """The restored database, reached RESTORE_TAKES after the drill started."""
+    return LocalConnector(conninfo, on_connect=lambda: clock.advance(RESTORE_TAKES))
+
+
+def environment(clock: Clock) -> tuple[DrillEnvironment, RecordingReporter]:
+    reporter = RecordingReporter()
+    return DrillEnvironment(reporter=reporter, checks=load_checks(), clock=clock), reporter
+
+
+def no_wait_polling(sleep: Callable[[float], None] = lambda _seconds: None) -> PollSettings:
+    return PollSettings(interval_seconds=10, timeout_seconds=3600, conflict_retries=3, sleep=sleep)
+
+
+def export_object(name: str, created: datetime) -> StoredObject:
+    return StoredObject(BUCKET, name, 1_864_290, created)
+
+
+def backup_bucket() -> FakeBackupStore:
+    return FakeBackupStore(
+        [
+            export_object(
+                "cloudsql/prod-pg/app/20260228T020000Z.sql.gz", EXPORT_AT - timedelta(days=1)
+            ),
+            export_object("cloudsql/prod-pg/app/20260301T020000Z.sql.gz", EXPORT_AT),
+            # A parallel export folder and another database's export are not candidates.
+            export_object("cloudsql/prod-pg/app/20260302T020000Z/toc.dat", EXPORT_AT),
+            export_object("cloudsql/prod-pg/billing/20260302T020000Z.sql.gz", EXPORT_AT),
+        ]
+    )
+
+
+def cloud() -> FakeCloudSqlAdmin:
+    return FakeCloudSqlAdmin(
+        [FakeInstance("prod-pg", deletion_protection=True), FakeInstance("staging-pg")]
+    )
+
+
+EXPORT_PLAN = ExportPlan(
+    bucket=BUCKET,
+    source_instance="prod-pg",
+    database="app",
+    staging_instance="staging-pg",
+    restore_database="app_drill_202603010900",
+)
+PITR_PLAN = PitrPlan(
+    source_instance="prod-pg",
+    clone_instance="prod-pg-drill-202603010900",
+    point_in_time=NEWEST_WRITE + timedelta(minutes=10),
+    database="app",
+)
+
+
+def calls_named(admin: FakeCloudSqlAdmin, name: str) -> list[tuple[str, ...]]:
+    return [call for call in admin.calls if call[0] == name]
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def test_export_drill_imports_the_newest_export_verifies_it_and_removes_the_database(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=7))
+    local = connector(restored.database_conninfo, clock)
+    env, reporter = environment(clock)
+
+    report = run_export_drill(EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling())
+
+    assert report.passed, report.failures
+    newest = f"gs://{BUCKET}/cloudsql/prod-pg/app/20260301T020000Z.sql.gz"
+    assert calls_named(admin, "import_sql") == [
+        ("import_sql", "staging-pg", newest, "app_drill_202603010900", "")
+    ]
+    assert admin.status_histories("IMPORT") == [["PENDING", "RUNNING", "DONE"]]
+    assert local.connections == [("staging-pg", "app_drill_202603010900", "RUNNABLE")]
+    assert (report.restore_point, report.rpo_minutes, report.rto_minutes) == (EXPORT_AT, 7.0, 42.0)
+    assert admin.instances["staging-pg"].databases == {"postgres"}  # drill database deleted
+    assert admin.instances["prod-pg"].databases == {"postgres"}  # production untouched
+    cells = report.log_cells("alice")
+    assert (cells["Source"], cells["Checks passed"], cells["Result"]) == (newest, "7/7", "passed")
+    assert "Delete database app_drill_202603010900 from staging-pg" in reporter.steps
+
+
+def test_a_failed_import_fails_the_drill_and_still_removes_the_database(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=7))
+    admin.fail_next(
+        "IMPORT", "ERROR_RDBMS", 'exit status 3: ERROR: role "app_owner" does not exist'
+    )
+    local = connector(restored.database_conninfo, clock)
+    env, _reporter = environment(clock)
+
+    report = run_export_drill(EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling())
+
+    assert not report.passed
+    assert "IMPORT operation" in report.failures[0]
+    assert (
+        'ERROR_RDBMS: exit status 3: ERROR: role "app_owner" does not exist' in report.failures[0]
+    )
+    assert local.connections == []
+    assert admin.instances["staging-pg"].databases == {"postgres"}
+    cells = report.log_cells("alice")
+    assert (cells["Result"], cells["RTO (min)"]) == ("failed", "n/a")
+    assert cells["Checks passed"].startswith("0/7 (not run: IMPORT operation")
+
+
+def test_a_busy_staging_instance_is_waited_out_not_failed(restored: LocalRestoreResult) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=7))
+    admin.start_blocking_operation("staging-pg")  # e.g. its automated backup is running
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        admin.tick()
+
+    env, _reporter = environment(clock)
+    local = connector(restored.database_conninfo, clock)
+
+    report = run_export_drill(
+        EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling(sleep)
+    )
+
+    assert report.passed, report.failures
+    assert len(calls_named(admin, "create_database")) == 3  # 409, 409, then accepted
+    assert slept[:2] == [10, 10]
+
+
+def test_no_export_in_the_bucket_fails_before_touching_staging(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT)
+    env, _reporter = environment(clock)
+    empty = FakeBackupStore(
+        [export_object("cloudsql/other/app/20260301T020000Z.sql.gz", EXPORT_AT)]
+    )
+
+    report = run_export_drill(
+        EXPORT_PLAN,
+        env,
+        admin,
+        empty,
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert not report.passed
+    assert report.failures == [
+        f"no exports named cloudsql/prod-pg/app/YYYYMMDDTHHMMSSZ.sql.gz in gs://{BUCKET}"
+    ]
+    assert calls_named(admin, "create_database") == []
+
+
+def test_a_stale_export_is_flagged_to_the_operator(restored: LocalRestoreResult) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=40))
+    env, reporter = environment(clock)
+
+    run_export_drill(
+        EXPORT_PLAN,
+        env,
+        admin,
+        backup_bucket(),
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert any("older than 36 hours" in note for note in reporter.notes)
+
+
+def test_an_unknown_staging_instance_fails_with_googles_message(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = FakeCloudSqlAdmin([FakeInstance("prod-pg")]), Clock(EXPORT_AT)
+    env, _reporter = environment(clock)
+
+    report = run_export_drill(
+        EXPORT_PLAN,
+        env,
+        admin,
+        backup_bucket(),
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert report.failures == [
+        "HTTP 404 instanceDoesNotExist: The Cloud SQL instance does not exist."
+    ]
+    assert calls_named(admin, "create_database") == []
+
+
+def test_an_existing_database_with_the_drill_name_is_refused_and_kept(
+    restored: LocalRestoreResult,
+) -> None:
+    admin = FakeCloudSqlAdmin(
+        [FakeInstance("prod-pg"), FakeInstance("staging-pg", databases={"app_drill_202603010900"})]
+    )
+    clock = Clock(EXPORT_AT)
+    env, _reporter = environment(clock)
+
+    report = run_export_drill(
+        EXPORT_PLAN,
+        env,
+        admin,
+        backup_bucket(),
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert report.failures == [
+        "database app_drill_202603010900 already exists on staging-pg; choose another --restore-database"
+    ]
+    assert calls_named(admin, "delete_database") == []
+    assert "app_drill_202603010900" in admin.instances["staging-pg"].databases
+
+
+# --- pitr -----------------------------------------------------------------------------------
+
+
+def test_pitr_drill_clones_verifies_and_deletes_the_protected_clone(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    local = connector(restored.database_conninfo, clock)
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(PITR_PLAN, env, admin, local, no_wait_polling())
+
+    assert report.passed, report.failures
+    assert calls_named(admin, "clone_instance") == [
+        (
+            "clone_instance",
+            "prod-pg",
+            "prod-pg-drill-202603010900",
+            PITR_PLAN.point_in_time.isoformat(),
+        )
+    ]
+    assert local.connections == [("prod-pg-drill-202603010900", "app", "RUNNABLE")]
+    assert (report.rpo_minutes, report.rto_minutes) == (10.0, 42.0)
+    # The clone inherited production's deletion protection; the drill lifted it on the clone only.
+    assert calls_named(admin, "disable_deletion_protection") == [
+        ("disable_deletion_protection", "prod-pg-drill-202603010900")
+    ]
+    assert set(admin.instances) == {"prod-pg", "staging-pg"}
+    assert admin.instances["prod-pg"].deletion_protection
+
+
+def test_a_failing_check_fails_the_drill_and_the_clone_is_still_deleted(
+    database_copy: Callable[[str], str],
+) -> None:
+    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    local = connector(database_copy("DROP TABLE security_events"), clock)
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(PITR_PLAN, env, admin, local, no_wait_polling())
+
+    assert not report.passed
+    assert report.failed_checks == ["required_tables", "auth_gate_security_events"]
+    assert "prod-pg-drill-202603010900" not in admin.instances
+    assert report.log_cells("bob")["Result"] == "failed"
+
+
+def test_a_failed_clone_leaves_a_failed_instance_that_is_deleted(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin.fail_next("CLONE", "INTERNAL_ERROR", "An internal error occurred.")
+    local = connector(restored.database_conninfo, clock)
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(PITR_PLAN, env, admin, local, no_wait_polling())
+
+    assert "INTERNAL_ERROR: An internal error occurred." in report.failures[0]
+    assert local.connections == []
+    assert calls_named(admin, "delete_instance") == [
+        ("delete_instance", "prod-pg-drill-202603010900")
+    ]
+    assert "prod-pg-drill-202603010900" not in admin.instances
+
+
+def test_an_existing_instance_with_the_clone_name_is_never_deleted(
+    restored: LocalRestoreResult,
+) -> None:
+    admin = FakeCloudSqlAdmin([FakeInstance("prod-pg"), FakeInstance("prod-pg-drill-202603010900")])
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(
+        PITR_PLAN, env, admin, connector(restored.database_conninfo, clock), no_wait_polling()
+    )
+
+    assert report.failures == [
+        "instance prod-pg-drill-202603010900 already exists; choose another --clone-instance"
+    ]
+    assert calls_named(admin, "clone_instance") == []
+    assert calls_named(admin, "delete_instance") == []
+    assert "prod-pg-drill-202603010900" in admin.instances
+
+
+def test_a_point_in_time_in_the_future_is_refused_without_cloning(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(PITR_PLAN.point_in_time - timedelta(minutes=1))
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(
+        PITR_PLAN, env, admin, connector(restored.database_conninfo, clock), no_wait_polling()
+    )
+
+    assert "is not in the past" in report.failures[0]
+    assert calls_named(admin, "clone_instance") == []
+
+
+def test_a_clone_that_never_finishes_times_out_and_the_failed_cleanup_is_reported(
+    restored: LocalRestoreResult,
+) -> None:
+    admin = FakeCloudSqlAdmin([FakeInstance("prod-pg")], polls_per_phase=10_000)
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    elapsed = [0.0]
+
+    def sleep(seconds: float) -> None:
+        elapsed[0] += seconds
+
+    poll = PollSettings(
+        interval_seconds=60,
+        timeout_seconds=600,
+        conflict_retries=2,
+        sleep=sleep,
+        monotonic=lambda: elapsed[0],
+    )
+    env, _reporter = environment(clock)
+
+    report = run_pitr_drill(
+        PITR_PLAN, env, admin, connector(restored.database_conninfo, clock), poll
+    )
+
+    assert "still PENDING after 600s" in report.failures[0]
+    assert report.failures[1].startswith(
+        "cleanup failed (Delete temporary instance prod-pg-drill-202603010900): HTTP 409 operationInProgress"
+    )
+
+
+def test_keep_restored_leaves_the_clone_and_says_how_to_delete_it(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    env, reporter = environment(clock)
+    keep = dataclasses.replace(PITR_PLAN, keep_restored=True)
+
+    report = run_pitr_drill(
+        keep, env, admin, connector(restored.database_conninfo, clock), no_wait_polling()
+    )
+
+    assert report.passed, report.failures
+    assert admin.instances["prod-pg-drill-202603010900"].state == "RUNNABLE"
+    assert calls_named(admin, "delete_instance") == []
+    assert any(
+        "gcloud sql instances delete prod-pg-drill-202603010900" in note for note in reporter.notes
+    )

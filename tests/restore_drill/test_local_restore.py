@@ -1,0 +1,153 @@
+"""Restoring an export into a PostgreSQL outside Cloud SQL with psql, against real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ops.restore_drill.dump_file import inspect_dump
+from ops.restore_drill.local_restore import (
+    LocalRestoreRequest,
+    LocalRestoreResult,
+    RestoreError,
+    check_versions,
+    restore_dump,
+)
+from ops.restore_drill.pgtools import PgToolError, PgTools, with_database
+from tests.restore_drill.conftest import Servers
+from tests.restore_drill.support import TABLES
+
+HALF_GOOD_DUMP = """-- Dumped from database version 18.6
+CREATE TABLE public.kept (id int);
+INSERT INTO public.kept VALUES (1);
+ALTER TABLE public.missing ADD COLUMN x int;
+CREATE TABLE public.after_error (id int);
+"""
+SMALL_DUMP_HEADER = "-- Dumped from database version 18.6\n-- Dumped by pg_dump version 18.6\n"
+
+
+def row_counts(conninfo: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    with psycopg.connect(conninfo) as conn:
+        for table in TABLES:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            [(counts[table],)] = conn.execute(query).fetchall()
+    return counts
+
+
+def database_names(server: str) -> set[str]:
+    with psycopg.connect(server) as conn:
+        return {name for (name,) in conn.execute("SELECT datname FROM pg_database")}
+
+
+def role_names(server: str) -> set[str]:
+    with psycopg.connect(server) as conn:
+        return {name for (name,) in conn.execute("SELECT rolname FROM pg_roles")}
+
+
+def test_the_restore_holds_every_row_of_the_source(
+    servers: Servers, restored: LocalRestoreResult
+) -> None:
+    source = row_counts(servers.source_app)
+
+    assert row_counts(restored.database_conninfo) == source
+    assert sum(source.values()) >= 100_000
+
+
+def test_a_fresh_server_gets_the_cloud_sql_and_application_roles_as_nologin(
+    servers: Servers, restored: LocalRestoreResult
+) -> None:
+    assert set(restored.created_roles) == {"cloudsqlsuperuser", "app_owner", "app_user"}
+    with psycopg.connect(servers.target) as conn:
+        can_login: dict[str, bool] = dict(
+            conn.execute(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
+                (list(restored.created_roles),),
+            ).fetchall()
+        )
+    assert can_login == dict.fromkeys(restored.created_roles, False)
+
+
+def test_missing_application_roles_stop_the_restore_before_anything_is_written(
+    servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
+) -> None:
+    dump = write_small_dump(
+        "ghost.sql.gz",
+        SMALL_DUMP_HEADER
+        + "CREATE TABLE public.t (id int);\nGRANT SELECT ON TABLE public.t TO ghost_role;\n",
+    )
+
+    with pytest.raises(RestoreError, match=r"ghost_role.*--create-missing-roles"):
+        restore_dump(LocalRestoreRequest(dump, servers.target, "ghost_db"), pg_tools)
+
+    assert "ghost_db" not in database_names(servers.target)
+    assert "ghost_role" not in role_names(servers.target)
+
+
+def test_cloud_sql_roles_are_created_without_asking(
+    servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
+) -> None:
+    dump = write_small_dump(
+        "cloudsql.sql.gz",
+        SMALL_DUMP_HEADER
+        + "CREATE TABLE public.t (id int);\nGRANT SELECT ON TABLE public.t TO cloudsqlimportexport;\n",
+    )
+
+    result = restore_dump(LocalRestoreRequest(dump, servers.target, "cloudsql_roles"), pg_tools)
+
+    assert result.created_roles == ("cloudsqlimportexport",)
+    assert "cloudsqlimportexport" in role_names(servers.target)
+
+
+def test_a_restore_never_overwrites_an_existing_database(
+    servers: Servers, pg_tools: PgTools, export_dump: Path, restored: LocalRestoreResult
+) -> None:
+    before = row_counts(restored.database_conninfo)
+
+    with pytest.raises(RestoreError, match="already exists"):
+        restore_dump(LocalRestoreRequest(export_dump, servers.target, "restored"), pg_tools)
+
+    assert row_counts(restored.database_conninfo) == before
+
+
+def test_a_failing_statement_stops_the_replay_and_leaves_nothing_half_restored(
+    servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
+) -> None:
+    dump = write_small_dump("broken.sql.gz", HALF_GOOD_DUMP)
+
+    with pytest.raises(PgToolError, match=r'relation "public\.missing" does not exist'):
+        restore_dump(LocalRestoreRequest(dump, servers.target, "half_restored"), pg_tools)
+
+    with psycopg.connect(with_database(servers.target, "half_restored")) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+
+
+def test_a_dump_from_a_newer_postgresql_is_refused(
+    servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
+) -> None:
+    dump = write_small_dump(
+        "future.sql.gz",
+        "-- Dumped from database version 19.1\n-- Dumped by pg_dump version 19.1\nSELECT 1;\n",
+    )
+
+    with pytest.raises(RestoreError, match="PostgreSQL 19 but the target runs 18"):
+        restore_dump(LocalRestoreRequest(dump, servers.target, "future"), pg_tools)
+
+
+class OldPsql(PgTools):
+    def version(self, name: str) -> tuple[int, int]:
+        return (16, 9)
+
+
+def test_a_psql_too_old_for_restrict_is_refused_with_the_versions_that_work(
+    export_dump: Path,
+) -> None:
+    with pytest.raises(RestoreError, match=r"psql 16\.9 does not know.*16\.10"):
+        check_versions(inspect_dump(export_dump), 18, OldPsql())
