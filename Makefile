@@ -42,7 +42,8 @@ test: setup ## Run the whole test suite (offline)
 lint: setup ## ruff, mypy, workflow schema and zizmor checks
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy infra/cloudsql_backups infra/__main__.py ops tools tests
+	$(RUN) mypy infra/cloudsql_backups infra/__main__.py ops tools tests benchmarks
+	MYPYPATH=policies $(RUN) mypy --python-executable policies/venv/bin/python policies
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(RUN) zizmor --offline .github/workflows
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tools.stack_render import UNKNOWN, ProgramFailed, RegisteredResource, RenderedStack, render
@@ -109,7 +110,7 @@ def resource_table(stack: RenderedStack) -> Table:
             resource.type.split(":")[-1],
             resource.name,
             "yes" if resource.protect else "",
-            describe(resource) if describe else "",
+            escape(describe(resource)) if describe else "",
         )
     return table
 
@@ -127,7 +128,7 @@ def check_stack(stack_name: str) -> bool:
     for warning in stack.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     result = analyze(stack, policy_config_path(stack_name))
-    console.print(format_table(result))
+    console.print(format_table(result), markup=False, highlight=False)
     return not result.mandatory_violations
 
 

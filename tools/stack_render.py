@@ -12,6 +12,8 @@ computed attributes Google really returns for that resource type, in the provide
 from __future__ import annotations
 
 import contextvars
+import copy
+import functools
 import hashlib
 import json
 import runpy
@@ -98,13 +100,13 @@ def _unwrap_secrets(value: Any) -> Any:
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The config map the CLI would hand the program: project defaults, then the stack file, then
     ``overrides`` (short keys in the project namespace, or namespaced keys; ``None`` deletes a key)."""
-    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    project = _load_yaml(REPO_ROOT / "Pulumi.yaml")
     values: dict[str, Any] = {
         f"{PROJECT}:{key}": spec["default"]
         for key, spec in project.get("config", {}).items()
         if "default" in spec
     }
-    stack_file = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    stack_file = _load_yaml(REPO_ROOT / f"Pulumi.{stack}.yaml")
     values.update(stack_file.get("config") or {})
     for key, value in (overrides or {}).items():
         full_key = key if ":" in key else f"{PROJECT}:{key}"
@@ -113,6 +115,16 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
         else:
             values[full_key] = value
     return {key: _config_string(value) for key, value in values.items()}
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    return copy.deepcopy(_parsed_yaml(path, path.stat().st_mtime_ns))
+
+
+@functools.cache
+def _parsed_yaml(path: Path, _mtime_ns: int) -> dict[str, Any]:
+    parsed: dict[str, Any] = yaml.safe_load(path.read_text())
+    return parsed
 
 
 def _config_string(value: Any) -> str:

@@ -8,6 +8,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import zoneinfo
@@ -380,6 +381,7 @@ def _staleness_exceeds_export_interval(s: StackSettings) -> str | None:
     return None
 
 
+@functools.cache
 def longest_cron_interval(schedule: str, time_zone: str, samples: int = 400) -> timedelta:
     """The longest gap between consecutive runs of ``schedule`` over the next ``samples`` runs."""
     start = datetime(2026, 1, 1, tzinfo=UTC).astimezone(zoneinfo.ZoneInfo(time_zone))

@@ -1,0 +1,15 @@
+"""``make bench``: every benchmark, one after the other; each prints its own figures."""
+
+from __future__ import annotations
+
+from benchmarks import policy_gate, restore
+
+
+def main() -> None:
+    for benchmark in (policy_gate, restore):
+        print(f"\n== {benchmark.__name__} ==", flush=True)
+        benchmark.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""Stack rules: every Cloud SQL instance has the whole backup path around it, judged by what the
+resources do (their properties), never by the names of Pulumi resources.
+
+- export path: a backup bucket (label purpose=sql-backups); a Cloud Run export job for the
+  instance (env ``EXPORT_INSTANCE`` = the instance's name, ``EXPORT_PROJECT`` its project when set)
+  that writes to that bucket (``EXPORT_BUCKET``); and an active Cloud Scheduler job that starts it
+  (``POST https://run.googleapis.com/v2/projects/P/locations/L/jobs/J:run`` with an OAuth token).
+- alerts: a failed-backup alert (log-match filter on
+  ``protoPayload.methodName="cloudsql.instances.automatedBackup"`` and
+  ``resource.labels.database_id="PROJECT:INSTANCE"``); a failed-export alert (threshold filter on
+  ``metric.type="run.googleapis.com/job/completed_execution_count"``, ``metric.labels.result="failed"``
+  and ``resource.labels.job_name="J"``); a freshness alert (PromQL on ``job_name="J"`` over a log-based
+  metric whose filter has ``jsonPayload.event="cloudsql_export"`` and ``jsonPayload.status="succeeded"``,
+  looking back no more than maximumStalenessHours).
+
+Each missing piece is its own violation, attached to the instance. A piece that cannot be found
+because a value it depends on is unknown (preview) is reported as not verifiable, never as present.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from alerting import ALERT_POLICY
+from cloudsql import INSTANCE
+from export import RUN_JOB, SCHEDULER_JOB
+from policy_kit import Config, Finding, Resource, Setting, cannot_verify, stack_policy
+from property_access import Node, ValueUnknown
+from pulumi_policy import StackValidationPolicy
+from storage import BACKUP_LABEL_KEY, BACKUP_LABEL_VALUE, BUCKET, is_backup_bucket
+
+LOG_METRIC = "gcp:logging/metric:Metric"
+COVERAGE_TYPES = frozenset({INSTANCE, BUCKET, RUN_JOB, SCHEDULER_JOB, ALERT_POLICY, LOG_METRIC})
+
+BACKUP_METHOD = "cloudsql.instances.automatedBackup"
+EXECUTION_METRIC = "run.googleapis.com/job/completed_execution_count"
+_JOB_RUN_URI = re.compile(
+    r"^https://run\.googleapis\.com/v2/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/jobs/(?P<job>[^/:]+):run$"
+)
+_RANGE = re.compile(r"\[((?:\d+(?:ms|[smhdwy]))+)(?::[^\]]*)?\]")
+_DURATION_PART = re.compile(r"(\d+)(ms|[smhdwy])")
+_HOURS_PER_UNIT = {
+    "ms": 1 / 3_600_000,
+    "s": 1 / 3600,
+    "m": 1 / 60,
+    "h": 1,
+    "d": 24,
+    "w": 168,
+    "y": 8760,
+}
+
+
+def _values(text: str, field_name: str) -> list[str]:
+    """Every value compared for equality with ``field_name`` in a filter or query."""
+    return re.findall(rf"(?<![\w.]){re.escape(field_name)}\s*=\s*[\"']([^\"']*)[\"']", text)
+
+
+def _mentions(text: str, field_name: str, value: str) -> bool:
+    return value in _values(text, field_name)
+
+
+def _window_hours(query: str) -> float | None:
+    """The longest range selector of a PromQL query, in hours (None when it has none)."""
+    windows = [
+        sum(int(n) * _HOURS_PER_UNIT[unit] for n, unit in _DURATION_PART.findall(match))
+        for match in _RANGE.findall(query)
+    ]
+    return max(windows) if windows else None
+
+
+def promql_names(metric_name: str) -> tuple[str, str]:
+    """A log-based metric's PromQL name and its Cloud Monitoring type (usable quoted in PromQL)."""
+    metric_type = f"logging.googleapis.com/user/{metric_name}"
+    domain, _, path = metric_type.partition("/")
+    sanitized = re.sub(r"[^A-Za-z0-9_]", "_", domain) + ":" + re.sub(r"[^A-Za-z0-9_]", "_", path)
+    return sanitized, metric_type
+
+
+def _env(job: Resource) -> dict[str, Node]:
+    """The job's environment variables by name (first container that sets each)."""
+    found: dict[str, Node] = {}
+    for container in job.props.at("template.template.containers").elements():
+        for env in container.at("envs").elements():
+            found.setdefault(str(env.at("name").value), env)
+    return found
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    resource: Resource
+    name: str
+    location: str | None
+    project: str | None
+    instance: str
+    instance_project: str | None
+    bucket: str | None
+
+    @property
+    def run_uri(self) -> str:
+        return (
+            f"https://run.googleapis.com/v2/projects/{self.project or '<project>'}/locations/"
+            f"{self.location or '<region>'}/jobs/{self.name}:run"
+        )
+
+
+def _export_job(job: Resource) -> ExportJob | None:
+    env = _env(job)
+    if "EXPORT_INSTANCE" not in env:
+        return None
+
+    def value(key: str) -> str | None:
+        node = env[key].at("value") if key in env else Node(None)
+        return str(node.value) if node.value else None
+
+    return ExportJob(
+        resource=job,
+        name=str(job.props.at("name").value or job.name),
+        location=job.props.at("location").value or job.provider.at("region").value,
+        project=job.project(),
+        instance=value("EXPORT_INSTANCE") or "",
+        instance_project=value("EXPORT_PROJECT"),
+        bucket=value("EXPORT_BUCKET"),
+    )
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A Cloud Scheduler job that calls a Cloud Run job's :run endpoint."""
+
+    resource: Resource
+    project: str
+    problems: tuple[str, ...]  # why it would not start the job (empty: it would)
+
+
+def _trigger(scheduler: Resource) -> tuple[tuple[str, str], Trigger] | None:
+    uri = scheduler.props.at("httpTarget.uri").value
+    match = _JOB_RUN_URI.match(str(uri or ""))
+    if match is None:
+        return None
+    problems = []
+    if scheduler.props.at("paused").value is True:
+        problems.append("is paused")
+    method = scheduler.props.at("httpTarget.httpMethod").value
+    if method not in (None, "POST"):
+        problems.append(f"calls it with {method}, not POST")
+    email = scheduler.props.at("httpTarget.oauthToken.serviceAccountEmail")
+    # Only its presence matters: the service account the stack creates is unknown in a preview.
+    if not (email.unknown or email.value):
+        problems.append("has no oauthToken, so Cloud Run refuses the call")
+    trigger = Trigger(scheduler, match.group("project"), tuple(problems))
+    return (match.group("location"), match.group("job")), trigger
+
+
+@dataclass(frozen=True)
+class FreshnessAlert:
+    resource: Resource
+    window_hours: float | None
+
+
+@dataclass
+class StackIndex:
+    """The stack's backup path, indexed for lookups by instance and job (one pass over resources)."""
+
+    instances: list[Resource] = field(default_factory=list)
+    jobs_by_instance: dict[str, list[ExportJob]] = field(default_factory=lambda: defaultdict(list))
+    backup_buckets: set[str] = field(default_factory=set)
+    triggers: dict[tuple[str, str], list[Trigger]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    backup_alerts: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    failure_alerts: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    freshness_alerts: dict[str, list[FreshnessAlert]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    success_metrics: set[str] = field(default_factory=set)
+    # Per kind of resource, the first unknown value that kept one of them from being read.
+    unknown: dict[str, str] = field(default_factory=dict)
+
+    def read(
+        self, kind: str, resources: Iterable[Resource], reader: Callable[[Resource], None]
+    ) -> None:
+        for resource in resources:
+            try:
+                reader(resource)
+            except ValueUnknown as missing:
+                self.unknown.setdefault(kind, f"{resource.name} {missing.path}")
+
+    def missing(self, instance: Resource, kinds: tuple[str, ...], message: str) -> Finding:
+        """``message``, unless an unknown value might have hidden the missing piece."""
+        for kind in kinds:
+            if kind in self.unknown:
+                return Finding(cannot_verify(self.unknown[kind]), instance.urn)
+        return Finding(message, instance.urn)
+
+    def jobs_for(self, name: str, project: str | None) -> list[ExportJob]:
+        return [
+            job
+            for job in self.jobs_by_instance.get(name, [])
+            if None in (job.instance_project, project) or job.instance_project == project
+        ]
+
+    def triggers_for(self, job: ExportJob) -> list[Trigger]:
+        return [
+            trigger
+            for trigger in self.triggers.get((job.location or "", job.name), [])
+            # The URI may name the project by ID or by number; a number cannot be checked offline.
+            if trigger.project.isdigit() or job.project in (None, trigger.project)
+        ]
+
+
+def build_index(resources: list[Resource]) -> StackIndex:
+    by_type: dict[str, list[Resource]] = defaultdict(list)
+    for resource in resources:
+        by_type[resource.type].append(resource)
+    index = StackIndex()
+    index.read("instances", by_type[INSTANCE], index.instances.append)
+    index.read("buckets", by_type[BUCKET], lambda bucket: _index_bucket(index, bucket))
+    index.read("jobs", by_type[RUN_JOB], lambda job: _index_job(index, job))
+    index.read("schedulers", by_type[SCHEDULER_JOB], lambda s: _index_scheduler(index, s))
+    index.read("metrics", by_type[LOG_METRIC], lambda metric: _index_metric(index, metric))
+    index.read("alerts", by_type[ALERT_POLICY], lambda alert: _index_alert(index, alert))
+    return index
+
+
+def _index_bucket(index: StackIndex, bucket: Resource) -> None:
+    if is_backup_bucket(bucket):
+        index.backup_buckets.add(str(bucket.props.at("name").value or bucket.name))
+
+
+def _index_job(index: StackIndex, job: Resource) -> None:
+    export = _export_job(job)
+    if export is not None:
+        index.jobs_by_instance[export.instance].append(export)
+
+
+def _index_scheduler(index: StackIndex, scheduler: Resource) -> None:
+    found = _trigger(scheduler)
+    if found is not None:
+        key, trigger = found
+        index.triggers[key].append(trigger)
+
+
+def _index_metric(index: StackIndex, metric: Resource) -> None:
+    log_filter = str(metric.props.at("filter").value or "")
+    if _mentions(log_filter, "jsonPayload.event", "cloudsql_export") and _mentions(
+        log_filter, "jsonPayload.status", "succeeded"
+    ):
+        index.success_metrics.update(promql_names(str(metric.props.at("name").value)))
+
+
+def _index_alert(index: StackIndex, alert: Resource) -> None:
+    for condition in alert.props.at("conditions").elements():
+        log_filter = str(condition.at("conditionMatchedLog.filter").value or "")
+        if _mentions(log_filter, "protoPayload.methodName", BACKUP_METHOD):
+            for database in _values(log_filter, "resource.labels.database_id"):
+                index.backup_alerts[database].append(alert)
+        threshold = str(condition.at("conditionThreshold.filter").value or "")
+        if _mentions(threshold, "metric.type", EXECUTION_METRIC) and _mentions(
+            threshold, "metric.labels.result", "failed"
+        ):
+            for job in _values(threshold, "resource.labels.job_name"):
+                index.failure_alerts[job].append(alert)
+        query = str(condition.at("conditionPrometheusQueryLanguage.query").value or "")
+        if any(name in query for name in index.success_metrics):
+            for job in _values(query, "job_name"):
+                index.freshness_alerts[job].append(FreshnessAlert(alert, _window_hours(query)))
+
+
+InstanceRule = Callable[[StackIndex, Resource, str, "str | None"], Iterator[Finding]]
+
+
+def _per_primary_instance(index: StackIndex, rule: InstanceRule) -> Iterator[Finding]:
+    """``rule``'s findings for each primary instance (replicas take no backups of their own);
+    an unknown value needed for one instance is reported on that instance."""
+    for instance in index.instances:
+        try:
+            if instance.props.at("masterInstanceName").value:
+                continue
+            name = str(instance.props.at("name").value or instance.name)
+            yield from rule(index, instance, name, instance.project())
+        except ValueUnknown as missing:
+            yield Finding(cannot_verify(f"{instance.name} {missing.path}"), instance.urn)
+
+
+def backup_coverage(resources: list[Resource], config: Config) -> Iterator[Finding]:
+    """Every missing piece of every primary instance's backup path."""
+    maximum_staleness = float(config["maximumStalenessHours"])
+
+    def rule(
+        index: StackIndex, instance: Resource, name: str, project: str | None
+    ) -> Iterator[Finding]:
+        yield from _export_findings(index, instance, name, project)
+        yield from _alert_findings(index, instance, name, project, maximum_staleness)
+
+    yield from _per_primary_instance(build_index(resources), rule)
+
+
+def _export_findings(
+    index: StackIndex, instance: Resource, name: str, project: str | None
+) -> Iterator[Finding]:
+    jobs = index.jobs_for(name, project)
+    if not index.backup_buckets:
+        yield index.missing(
+            instance,
+            ("buckets",),
+            f"instance {name} has no backup bucket: no {BUCKET} labelled "
+            f"{BACKUP_LABEL_KEY}={BACKUP_LABEL_VALUE} in the stack",
+        )
+    if not jobs:
+        yield index.missing(
+            instance,
+            ("jobs",),
+            f"instance {name} has no export job: no {RUN_JOB} runs with EXPORT_INSTANCE={name}",
+        )
+        return
+    to_backup_bucket = [job for job in jobs if job.bucket in index.backup_buckets]
+    if index.backup_buckets and not to_backup_bucket:
+        writes = ", ".join(
+            f"{job.name} -> {job.bucket or '<EXPORT_BUCKET not set>'}" for job in jobs
+        )
+        yield index.missing(
+            instance,
+            ("buckets",),
+            f"instance {name}: no export job writes to a backup bucket of the stack ({writes})",
+        )
+    yield from _schedule_findings(index, instance, name, to_backup_bucket or jobs)
+
+
+def _schedule_findings(
+    index: StackIndex, instance: Resource, name: str, jobs: list[ExportJob]
+) -> Iterator[Finding]:
+    triggers = [(job, trigger) for job in jobs for trigger in index.triggers_for(job)]
+    if any(not trigger.problems for _, trigger in triggers):
+        return
+    near_misses = "; ".join(
+        f"{trigger.resource.name} targets {job.name} but {' and '.join(trigger.problems)}"
+        for job, trigger in triggers
+    )
+    expected = " or ".join(f"POST {job.run_uri}" for job in jobs)
+    yield index.missing(
+        instance,
+        ("schedulers",),
+        f"instance {name}: no active {SCHEDULER_JOB} starts its export ({expected})"
+        + (f": {near_misses}" if near_misses else ""),
+    )
+
+
+def _alert_findings(
+    index: StackIndex, instance: Resource, name: str, project: str | None, max_staleness: float
+) -> Iterator[Finding]:
+    database_id = f"{project}:{name}" if project else None
+    has_backup_alert = (
+        bool(index.backup_alerts.get(database_id))
+        if database_id
+        else any(db.endswith(f":{name}") for db in index.backup_alerts)
+    )
+    if not has_backup_alert:
+        yield index.missing(
+            instance,
+            ("alerts",),
+            f"instance {name} has no failed-backup alert: no alert policy has a log-match condition "
+            f'filtering protoPayload.methodName="{BACKUP_METHOD}" and resource.labels.database_id='
+            f'"{database_id or "<project>:" + name}"',
+        )
+    jobs = index.jobs_for(name, project)
+    if not jobs:
+        for alert in ("failed-export", "freshness"):
+            yield index.missing(
+                instance,
+                ("jobs",),
+                f"instance {name} has no {alert} alert: it has no export job to watch",
+            )
+        return
+    yield from _failure_alert_findings(index, instance, name, jobs)
+    yield from _freshness_findings(index, instance, name, jobs, max_staleness)
+
+
+def _failure_alert_findings(
+    index: StackIndex, instance: Resource, name: str, jobs: list[ExportJob]
+) -> Iterator[Finding]:
+    if any(index.failure_alerts.get(job.name) for job in jobs):
+        return
+    job_names = " or ".join(f'"{job.name}"' for job in jobs)
+    yield index.missing(
+        instance,
+        ("alerts",),
+        f"instance {name} has no failed-export alert: no alert policy has a threshold condition "
+        f'filtering metric.type="{EXECUTION_METRIC}", metric.labels.result="failed" and '
+        f"resource.labels.job_name={job_names}",
+    )
+
+
+def _freshness_findings(
+    index: StackIndex, instance: Resource, name: str, jobs: list[ExportJob], maximum: float
+) -> Iterator[Finding]:
+    alerts = [alert for job in jobs for alert in index.freshness_alerts.get(job.name, [])]
+    if not alerts:
+        job_names = " or ".join(f'"{job.name}"' for job in jobs)
+        yield index.missing(
+            instance,
+            ("alerts", "metrics"),
+            f"instance {name} has no freshness alert: no alert policy has a PromQL condition on "
+            f"job_name={job_names} over a log-based metric whose filter has "
+            'jsonPayload.event="cloudsql_export" and jsonPayload.status="succeeded"',
+        )
+        return
+    if any(alert.window_hours is not None and alert.window_hours <= maximum for alert in alerts):
+        return
+    windows = ", ".join(
+        f"{alert.resource.name}: "
+        + (f"{alert.window_hours:g} h" if alert.window_hours is not None else "no range selector")
+        for alert in alerts
+    )
+    yield Finding(
+        f"instance {name}: its freshness alert must look back at most {maximum:g} hours "
+        f"(maximumStalenessHours) for a successful export, e.g. [36h] ({windows})",
+        instance.urn,
+    )
+
+
+def policies() -> list[StackValidationPolicy]:
+    """The stack rule (one policy: the SDK deserializes the whole stack once per stack policy)."""
+    return [
+        stack_policy(
+            name="cloudsql-instance-backup-coverage",
+            description=(
+                "Every Cloud SQL instance of the stack has its whole backup path: a backup bucket "
+                f"(label {BACKUP_LABEL_KEY}={BACKUP_LABEL_VALUE}); a Cloud Run export job for it "
+                "(EXPORT_INSTANCE) that writes to that bucket (EXPORT_BUCKET); an active Cloud "
+                "Scheduler job that starts the export (POST .../jobs/JOB:run with an OAuth token); "
+                "a failed-backup alert (log match on its automated backups); a failed-export alert "
+                "(failed executions of its export job); and a freshness alert (PromQL over the "
+                "export's success log metric, looking back at most maximumStalenessHours). Each "
+                "missing piece is a separate violation naming the instance."
+            ),
+            resource_types=COVERAGE_TYPES,
+            check=backup_coverage,
+            settings=[
+                Setting(
+                    "maximumStalenessHours",
+                    "number",
+                    48,
+                    "Longest time without a successful export before the freshness alert must fire "
+                    "(hours; the range of its PromQL query).",
+                    {"exclusiveMinimum": 0, "maximum": 720},
+                ),
+            ],
+            remediation=(
+                "Add the missing piece named in the message (backup bucket, export job, scheduler "
+                "trigger, or alert policy), with the filter or query terms it lists."
+            ),
+        ),
+    ]
