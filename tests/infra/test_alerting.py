@@ -23,13 +23,12 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.infra.stack_files import setting
 from tools.stack_render import UNKNOWN, ProgramFailed, RegisteredResource, RenderedStack, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,18 +60,6 @@ SEVERITIES = (
     "ALERT",
     "EMERGENCY",
 )
-
-
-@cache
-def _stack_file(stack: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())[
-        "config"
-    ]
-    return config
-
-
-def setting(stack: str, key: str) -> Any:
-    return _stack_file(stack)[key if ":" in key else f"cloudsql-backups:{key}"]
 
 
 def project_of(stack: str) -> str:

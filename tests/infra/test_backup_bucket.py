@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from tests.infra.stack_files import setting
 from tools.stack_render import RegisteredResource, RenderedStack, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -18,18 +17,6 @@ BUCKET = "gcp:storage/bucket:Bucket"
 SECONDS_PER_DAY = 86_400
 SOFT_DELETE_DAYS = {"prod": 14, "staging": 7}
 KMS_KEY = "projects/acme-scheduling-prod/locations/eu/keyRings/sql-backups/cryptoKeys/exports"
-
-
-@cache
-def _stack_file(stack: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())[
-        "config"
-    ]
-    return config
-
-
-def setting(stack: str, key: str) -> Any:
-    return _stack_file(stack)[key if ":" in key else f"cloudsql-backups:{key}"]
 
 
 @cache

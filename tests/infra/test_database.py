@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.infra.stack_files import setting
 from tools.stack_render import ProgramFailed, RegisteredResource, RenderedStack, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,19 +34,6 @@ AUDIT_FLAGS = {
     "log_min_error_statement": "error",
     "log_temp_files": "0",
 }
-
-
-@cache
-def _stack_file(stack: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())[
-        "config"
-    ]
-    return config
-
-
-def setting(stack: str, key: str) -> Any:
-    """A value exactly as the stack file sets it (``gcp:`` keys given in full)."""
-    return _stack_file(stack)[key if ":" in key else f"cloudsql-backups:{key}"]
 
 
 @cache

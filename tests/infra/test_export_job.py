@@ -12,14 +12,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from google.protobuf import json_format
 
+from tests.infra.stack_files import setting
 from tools.stack_render import (
     _SECRET_SIG,
     ProgramFailed,
@@ -59,18 +58,6 @@ SECRET_LOOKING_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVA
 PINNED_IMAGE = re.compile(
     r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:\d+\.\d+\.\d+[\w.-]*|@sha256:[0-9a-f]{64})$"
 )
-
-
-@cache
-def _stack_file(stack: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())[
-        "config"
-    ]
-    return config
-
-
-def setting(stack: str, key: str) -> Any:
-    return _stack_file(stack)[key if ":" in key else f"cloudsql-backups:{key}"]
 
 
 @dataclass(frozen=True)
