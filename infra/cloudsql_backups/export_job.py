@@ -134,8 +134,10 @@ class ExportJob(pulumi.ComponentResource):
                 condition=gcp.projects.IAMMemberConditionArgs(
                     title="only-the-backed-up-instance",
                     description="The export job may act on the backed-up instance only.",
+                    # Instance permissions only on this instance; reading the export's operation
+                    # (checked on a resource that is not an instance) stays possible.
                     expression=pulumi.Output.concat(
-                        'resource.name == "projects/',
+                        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
                         args.project,
                         "/instances/",
                         args.instance_name,

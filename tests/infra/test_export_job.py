@@ -287,6 +287,7 @@ def test_exporter_role_is_bound_to_the_job_for_this_instance_only(stack: Rendere
     ]
     assert binding.inputs["role"] == role_name
     assert binding.inputs["condition"]["expression"] == (
+        'resource.type != "sqladmin.googleapis.com/Instance" || '
         f'resource.name == "projects/{project}/instances/{setting(stack.stack, "instance_name")}"'
     )
 
