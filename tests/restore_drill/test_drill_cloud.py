@@ -24,6 +24,7 @@ from ops.restore_drill.drill import (
 )
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
 from ops.restore_drill.local_restore import LocalRestoreResult
+from ops.restore_drill.report import DrillReport
 from tests.restore_drill.support import EXPORT_AT, NEWEST_WRITE, LocalConnector
 
 BUCKET = "example-backups"
@@ -98,6 +99,22 @@ def calls_named(admin: FakeCloudSqlAdmin, name: str) -> list[tuple[str, ...]]:
     return [call for call in admin.calls if call[0] == name]
 
 
+def export_drill(
+    admin: FakeCloudSqlAdmin,
+    local: LocalConnector,
+    clock: Clock,
+    *,
+    store: FakeBackupStore | None = None,
+    sleep: Callable[[float], None] = lambda _seconds: None,
+) -> tuple[DrillReport, RecordingReporter]:
+    """Run the export drill against the fakes and the local server; the report and what was shown."""
+    env, reporter = environment(clock)
+    report = run_export_drill(
+        EXPORT_PLAN, env, admin, store or backup_bucket(), local, no_wait_polling(sleep)
+    )
+    return report, reporter
+
+
 # --- export ---------------------------------------------------------------------------------
 
 
@@ -106,9 +123,8 @@ def test_export_drill_imports_the_newest_export_verifies_it_and_removes_the_data
 ) -> None:
     admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=7))
     local = connector(restored.database_conninfo, clock)
-    env, reporter = environment(clock)
 
-    report = run_export_drill(EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling())
+    report, reporter = export_drill(admin, local, clock)
 
     assert report.passed, report.failures
     newest = f"gs://{BUCKET}/cloudsql/prod-pg/app/20260301T020000Z.sql.gz"
@@ -133,9 +149,8 @@ def test_a_failed_import_fails_the_drill_and_still_removes_the_database(
         "IMPORT", "ERROR_RDBMS", 'exit status 3: ERROR: role "app_owner" does not exist'
     )
     local = connector(restored.database_conninfo, clock)
-    env, _reporter = environment(clock)
 
-    report = run_export_drill(EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling())
+    report, _reporter = export_drill(admin, local, clock)
 
     assert not report.passed
     assert "IMPORT operation" in report.failures[0]
@@ -158,12 +173,9 @@ def test_a_busy_staging_instance_is_waited_out_not_failed(restored: LocalRestore
         slept.append(seconds)
         admin.tick()
 
-    env, _reporter = environment(clock)
     local = connector(restored.database_conninfo, clock)
 
-    report = run_export_drill(
-        EXPORT_PLAN, env, admin, backup_bucket(), local, no_wait_polling(sleep)
-    )
+    report, _reporter = export_drill(admin, local, clock, sleep=sleep)
 
     assert report.passed, report.failures
     assert len(calls_named(admin, "create_database")) == 3  # 409, 409, then accepted
@@ -174,18 +186,12 @@ def test_no_export_in_the_bucket_fails_before_touching_staging(
     restored: LocalRestoreResult,
 ) -> None:
     admin, clock = cloud(), Clock(EXPORT_AT)
-    env, _reporter = environment(clock)
     empty = FakeBackupStore(
         [export_object("cloudsql/other/app/20260301T020000Z.sql.gz", EXPORT_AT)]
     )
 
-    report = run_export_drill(
-        EXPORT_PLAN,
-        env,
-        admin,
-        empty,
-        connector(restored.database_conninfo, clock),
-        no_wait_polling(),
+    report, _reporter = export_drill(
+        admin, connector(restored.database_conninfo, clock), clock, store=empty
     )
 
     assert not report.passed
@@ -197,16 +203,7 @@ def test_no_export_in_the_bucket_fails_before_touching_staging(
 
 def test_a_stale_export_is_flagged_to_the_operator(restored: LocalRestoreResult) -> None:
     admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=40))
-    env, reporter = environment(clock)
-
-    run_export_drill(
-        EXPORT_PLAN,
-        env,
-        admin,
-        backup_bucket(),
-        connector(restored.database_conninfo, clock),
-        no_wait_polling(),
-    )
+    _report, reporter = export_drill(admin, connector(restored.database_conninfo, clock), clock)
 
     assert any("older than 36 hours" in note for note in reporter.notes)
 
@@ -215,16 +212,7 @@ def test_an_unknown_staging_instance_fails_with_googles_message(
     restored: LocalRestoreResult,
 ) -> None:
     admin, clock = FakeCloudSqlAdmin([FakeInstance("prod-pg")]), Clock(EXPORT_AT)
-    env, _reporter = environment(clock)
-
-    report = run_export_drill(
-        EXPORT_PLAN,
-        env,
-        admin,
-        backup_bucket(),
-        connector(restored.database_conninfo, clock),
-        no_wait_polling(),
-    )
+    report, _reporter = export_drill(admin, connector(restored.database_conninfo, clock), clock)
 
     assert report.failures == [
         "HTTP 404 instanceDoesNotExist: The Cloud SQL instance does not exist."
@@ -239,16 +227,7 @@ def test_an_existing_database_with_the_drill_name_is_refused_and_kept(
         [FakeInstance("prod-pg"), FakeInstance("staging-pg", databases={"app_drill_202603010900"})]
     )
     clock = Clock(EXPORT_AT)
-    env, _reporter = environment(clock)
-
-    report = run_export_drill(
-        EXPORT_PLAN,
-        env,
-        admin,
-        backup_bucket(),
-        connector(restored.database_conninfo, clock),
-        no_wait_polling(),
-    )
+    report, _reporter = export_drill(admin, connector(restored.database_conninfo, clock), clock)
 
     assert report.failures == [
         "database app_drill_202603010900 already exists on staging-pg; choose another --restore-database"
