@@ -8,22 +8,28 @@ and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ipaddress
+import json
+import math
 import re
+import typing
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from croniter import CroniterBadCronError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -87,6 +93,43 @@ GCP_REGIONS = frozenset(
         "us-west4",
     }
 )
+# Cloud SQL stores backups in a multi-region (asia, eu, us) or any Cloud SQL region, written in
+# lowercase as gcloud's --backup-location takes it
+# (https://cloud.google.com/sql/docs/postgres/locations,
+# https://cloud.google.com/sql/docs/postgres/backup-recovery/backups#custom-location).
+CLOUD_SQL_BACKUP_MULTI_REGIONS = ("asia", "eu", "us")
+CLOUD_SQL_BACKUP_LOCATIONS = frozenset(CLOUD_SQL_BACKUP_MULTI_REGIONS) | GCP_REGIONS
+# Cloud Storage bucket locations (https://cloud.google.com/storage/docs/locations): the multi-regions
+# ASIA, EU and US, the predefined dual-regions ASIA1, EUR4, EUR5, EUR7, EUR8 and NAM4, and the regions
+# (the same names as the Cloud SQL regions above). Case does not matter to Cloud Storage.
+STORAGE_MULTI_REGIONS = ("ASIA", "EU", "US")
+STORAGE_PREDEFINED_DUAL_REGIONS = ("ASIA1", "EUR4", "EUR5", "EUR7", "EUR8", "NAM4")
+STORAGE_LOCATIONS = frozenset(
+    {*STORAGE_MULTI_REGIONS, *STORAGE_PREDEFINED_DUAL_REGIONS, *(r.upper() for r in GCP_REGIONS)}
+)
+# Machine types per edition (https://cloud.google.com/sql/docs/postgres/instance-settings and
+# https://cloud.google.com/sql/docs/postgres/machine-series-overview): ENTERPRISE takes the shared-core
+# tiers and custom db-custom-<vCPUs>-<memory MB>; ENTERPRISE_PLUS only predefined N2 types.
+# PostgreSQL refuses predefined db-n1-* tiers ("Only custom or shared-core instance Billing Tier type
+# allowed for PostgreSQL database").
+SHARED_CORE_TIERS = ("db-f1-micro", "db-g1-small")
+PERF_OPTIMIZED_VCPUS = (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)
+PERF_OPTIMIZED_TIERS = tuple(f"db-perf-optimized-N-{n}" for n in PERF_OPTIMIZED_VCPUS)
+# Custom machine rules (instance-settings page above): vCPUs 1 or an even number up to 96; memory
+# 0.9 to 6.5 GB per vCPU, a multiple of 256 MB and at least 3.75 GB.
+CUSTOM_MAX_VCPUS = 96
+CUSTOM_MEMORY_STEP_MB = 256
+CUSTOM_MEMORY_MIN_MB = 3840
+CUSTOM_MEMORY_MB_PER_VCPU = (0.9 * 1024, 6.5 * 1024)
+_CUSTOM_TIER = re.compile(r"db-custom-(\d+)-(\d+)")
+# Automated backups start any time in a 4-hour window from backup_start_time (UTC)
+# (https://cloud.google.com/sql/docs/postgres/backup-recovery/backups#automated-backups).
+BACKUP_WINDOW = timedelta(hours=4)
+# Maintenance happens in the one-hour window starting at maintenance_hour (UTC) on maintenance_day,
+# 1 = Monday (https://cloud.google.com/sql/docs/postgres/maintenance,
+# https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/instances#maintenancewindow).
+MAINTENANCE_WINDOW = timedelta(hours=1)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Cloud Run jobs allow a task timeout of up to 168 hours (7 days).
 CLOUD_RUN_MAX_TIMEOUT_HOURS = 168
 # Google's recommender flags production instances that keep fewer automated backups than this.
@@ -95,6 +138,7 @@ RECOMMENDED_PROD_RETAINED_BACKUPS = 21
 STORAGE_CLASS_MINIMUM_DAYS = {"STANDARD": 0, "NEARLINE": 30, "COLDLINE": 90, "ARCHIVE": 365}
 TRANSACTION_LOG_DAYS_MAX = {"ENTERPRISE": 7, "ENTERPRISE_PLUS": 35}
 
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,96}[a-z0-9]$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
@@ -158,13 +202,105 @@ def _check_cidr(value: str) -> str:
     return value
 
 
+def _strict_bool(value: Any) -> Any:
+    # Pulumi hands booleans over as text; pydantic alone would also take 'yes', 'on', '1' or 'f'.
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("allowed: true or false")
+
+
+def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        listed = ", ".join(repr(value) for value in repeated)
+        raise ValueError(f"allowed: each entry once; listed more than once: {listed}")
+    return values
+
+
+def _check_tier(value: str) -> str:
+    if value in SHARED_CORE_TIERS or value in PERF_OPTIMIZED_TIERS:
+        return value
+    custom = _CUSTOM_TIER.fullmatch(value)
+    if custom is None:
+        raise ValueError(
+            "allowed: for edition ENTERPRISE db-custom-<vCPUs>-<memory MB> (such as "
+            "'db-custom-2-7680'), db-f1-micro or db-g1-small; for edition ENTERPRISE_PLUS "
+            f"db-perf-optimized-N-<vCPUs> with {_spoken(PERF_OPTIMIZED_VCPUS)} vCPUs"
+        )
+    problem = _custom_machine_problem(int(custom[1]), int(custom[2]))
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _custom_machine_problem(vcpus: int, memory_mb: int) -> str | None:
+    if not (vcpus == 1 or (vcpus % 2 == 0 and 2 <= vcpus <= CUSTOM_MAX_VCPUS)):
+        return f"{vcpus} vCPUs: allowed: 1 or an even number from 2 to {CUSTOM_MAX_VCPUS}"
+    step = CUSTOM_MEMORY_STEP_MB
+    low = max(CUSTOM_MEMORY_MIN_MB, math.ceil(CUSTOM_MEMORY_MB_PER_VCPU[0] * vcpus / step) * step)
+    high = math.floor(CUSTOM_MEMORY_MB_PER_VCPU[1] * vcpus / step) * step
+    if memory_mb % step or not low <= memory_mb <= high:
+        return (
+            f"{memory_mb} MB of memory for {vcpus} vCPU{'s' if vcpus > 1 else ''}: allowed: "
+            f"{low} to {high} MB in steps of {step} MB (0.9 to 6.5 GB per vCPU, at least "
+            f"{CUSTOM_MEMORY_MIN_MB} MB)"
+        )
+    return None
+
+
+def _spoken(items: tuple[object, ...]) -> str:
+    """'2, 4 or 8'."""
+    words = [str(item) for item in items]
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _check_backup_location(value: str) -> str:
+    if value not in CLOUD_SQL_BACKUP_LOCATIONS:
+        raise ValueError(
+            "allowed: a Cloud SQL backup location in lowercase: the multi-region "
+            f"{_spoken(CLOUD_SQL_BACKUP_MULTI_REGIONS)}, or a Cloud SQL region such as 'europe-west1'"
+        )
+    return value
+
+
+def _check_storage_location(value: str) -> str:
+    if value.upper() not in STORAGE_LOCATIONS:
+        raise ValueError(
+            "allowed: a Cloud Storage location: the multi-region "
+            f"{_spoken(STORAGE_MULTI_REGIONS)}, the dual-region "
+            f"{_spoken(STORAGE_PREDEFINED_DUAL_REGIONS)}, or a region such as 'EUROPE-WEST1'"
+        )
+    return value
+
+
+StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
+ProjectId = Annotated[
+    str,
+    _matches(
+        _PROJECT_ID,
+        "a project ID: 6 to 30 lowercase letters, digits and hyphens, starting with a letter "
+        "and not ending with a hyphen",
+    ),
+]
+UniqueList = AfterValidator(_no_duplicates)
+Tier = Annotated[str, AfterValidator(_check_tier)]
+BackupLocation = Annotated[str, AfterValidator(_check_backup_location)]
+StorageLocation = Annotated[str, AfterValidator(_check_storage_location)]
 InstanceName = Annotated[
     str, _matches(_INSTANCE_NAME, "lowercase letters, digits and hyphens, starting with a letter")
 ]
 BucketName = Annotated[
     str, _matches(_BUCKET_NAME, "a GCS bucket name: 3-63 lowercase letters, digits, '-', '_', '.'")
 ]
-DatabaseName = Annotated[str, _matches(_DATABASE_NAME, "a PostgreSQL database name")]
+DatabaseName = Annotated[
+    str,
+    _matches(
+        _DATABASE_NAME,
+        "a PostgreSQL database name: a letter or '_', then up to 62 letters, digits, '_', '$' or '-'",
+    ),
+]
 NetworkLink = Annotated[str, _matches(_NETWORK, "projects/<project>/global/networks/<network>")]
 HourMinute = Annotated[str, _matches(_HH_MM, "a 24-hour UTC time 'HH:MM', such as '02:00'")]
 Cron = Annotated[str, AfterValidator(_check_cron)]
@@ -180,52 +316,52 @@ class StackSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Where and what.
-    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    project: ProjectId
     region: str
     environment: Literal["prod", "staging"]
     instance_name: InstanceName
-    adopt_existing_instance: bool = False
+    adopt_existing_instance: StrictBool = False
     database_version: Literal[POSTGRES_VERSIONS] = "POSTGRES_16"  # type: ignore[valid-type]
     edition: Literal["ENTERPRISE", "ENTERPRISE_PLUS"] = "ENTERPRISE"
-    tier: str = Field(default="db-custom-2-7680", pattern=r"^db-[A-Za-z0-9-]+$")
+    tier: Tier = "db-custom-2-7680"
     availability_type: Literal["REGIONAL", "ZONAL"] = "REGIONAL"
     disk_size_gb: int = Field(default=50, ge=10, le=65536)
     # Backups and recovery.
     backup_start_time: HourMinute = "02:00"
-    backup_location: str = Field(default="us", pattern=r"^[a-z0-9-]+$")
+    backup_location: BackupLocation = "us"
     retained_backups: int = Field(default=30, ge=7, le=365)
-    point_in_time_recovery: bool = True
+    point_in_time_recovery: StrictBool = True
     transaction_log_retention_days: int = Field(default=7, ge=1, le=35)
     final_backup_retention_days: int = Field(default=30, ge=1, le=365)
-    deletion_protection: bool = True
+    deletion_protection: StrictBool = True
     maintenance_day: int = Field(default=7, ge=1, le=7)
     maintenance_hour: int = Field(default=4, ge=0, le=23)
     # Network and TLS.
     vpc_network: NetworkLink
-    public_ip_enabled: bool = False
-    authorized_networks: tuple[Cidr, ...] = ()
+    public_ip_enabled: StrictBool = False
+    authorized_networks: Annotated[tuple[Cidr, ...], UniqueList] = ()
     ssl_mode: Literal["ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"] = "ENCRYPTED_ONLY"
     # Backup bucket for logical exports.
     backup_bucket_name: BucketName
-    backup_bucket_location: str = Field(default="US", pattern=r"^[A-Za-z0-9-]+$")
+    backup_bucket_location: StorageLocation = "US"
     backup_storage_class: Literal["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"] = "NEARLINE"
     backup_object_retention_days: int = Field(default=30, ge=1, le=3650)
     noncurrent_version_retention_days: int = Field(default=30, ge=1, le=365)
     soft_delete_retention_days: int = Field(default=7, ge=7, le=90)
     backup_bucket_kms_key: str = ""
     # Scheduled export.
-    export_databases: tuple[DatabaseName, ...] = Field(min_length=1)
-    export_schedule: Cron = "0 3 * * *"
+    export_databases: Annotated[tuple[DatabaseName, ...], UniqueList] = Field(min_length=1)
+    export_schedule: Cron = "0 23 * * *"
     export_time_zone: TimeZone = "Etc/UTC"
-    export_offload: bool = False
+    export_offload: StrictBool = False
     export_timeout_hours: int = Field(default=6, ge=1, le=CLOUD_RUN_MAX_TIMEOUT_HOURS)
     export_max_retries: int = Field(default=1, ge=0, le=10)
     # Google keeps Cloud SDK image versions for one year: move this pin forward at least yearly.
     export_image: str = "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-stable"
     dashboard_bucket: str = ""
     # Alerting.
-    notification_emails: tuple[Email, ...] = ()
-    notification_channel_ids: tuple[ChannelId, ...] = ()
+    notification_emails: Annotated[tuple[Email, ...], UniqueList] = ()
+    notification_channel_ids: Annotated[tuple[ChannelId, ...], UniqueList] = ()
     export_staleness_hours: int = Field(default=36, ge=1, le=720)
     disk_utilization_alert_percent: int = Field(default=85, ge=50, le=99)
     # CI identity (Workload Identity Federation for GitHub Actions); empty = not managed here.
@@ -271,20 +407,26 @@ class StackSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> StackSettings:
+    def _consistent(self, info: ValidationInfo) -> StackSettings:
+        stack = (info.context or {}).get("stack")
         problems = [
             problem
             for check in (
                 _edition_fits_tier,
                 _transaction_logs_fit_edition,
+                _backups_outlast_transaction_logs,
                 _public_ip_needs_authorized_networks,
                 _storage_class_fits_retention,
                 _prod_guards,
                 _prod_has_notification_target,
                 _staleness_exceeds_export_interval,
+                _export_outside_backup_window,
+                _export_outside_maintenance_window,
             )
             if (problem := check(self)) is not None
         ]
+        if stack is not None and (problem := _environment_matches_stack(self, stack)):
+            problems.insert(0, problem)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -304,15 +446,41 @@ class StackSettings(BaseModel):
         return found
 
 
+def _environment_matches_stack(s: StackSettings, stack: str) -> str | None:
+    # Prod-only guards key on `environment`: a prod stack that says 'staging' would turn them off.
+    if stack == s.environment or stack.startswith(f"{s.environment}-"):
+        return None
+    return (
+        f"{PROJECT_NAMESPACE}:environment = {s.environment!r} does not match the stack {stack!r}: "
+        "allowed: the stack's name or the part of it before the first '-' (a stack named 'prod' "
+        "or 'prod-eu' says prod, 'staging' or 'staging-2' says staging)"
+    )
+
+
 def _edition_fits_tier(s: StackSettings) -> str | None:
-    if s.edition == "ENTERPRISE_PLUS" and not s.tier.startswith("db-perf-optimized-N-"):
+    if s.edition == "ENTERPRISE_PLUS" and s.tier not in PERF_OPTIMIZED_TIERS:
         return (
-            f"{PROJECT_NAMESPACE}:tier = {s.tier!r} does not fit edition ENTERPRISE_PLUS: allowed tiers are "
-            "db-perf-optimized-N-*; use edition ENTERPRISE for db-custom-* tiers"
+            f"{PROJECT_NAMESPACE}:tier = {s.tier!r} does not fit edition ENTERPRISE_PLUS: allowed: "
+            f"db-perf-optimized-N-<vCPUs> with {_spoken(PERF_OPTIMIZED_VCPUS)} vCPUs; use edition "
+            "ENTERPRISE for db-custom and shared-core tiers"
         )
-    if s.edition == "ENTERPRISE" and s.tier.startswith("db-perf-optimized-"):
+    if s.edition == "ENTERPRISE" and s.tier in PERF_OPTIMIZED_TIERS:
         return f"{PROJECT_NAMESPACE}:tier = {s.tier!r} needs edition ENTERPRISE_PLUS"
     return None
+
+
+def _backups_outlast_transaction_logs(s: StackSettings) -> str | None:
+    # Cloud SQL refuses the instance otherwise: "backup retention should be > transaction log
+    # retention" (terraform-google-modules/terraform-google-sql-db#785 quotes the API error).
+    if s.retained_backups > s.transaction_log_retention_days:
+        return None
+    return (
+        f"{PROJECT_NAMESPACE}:retained_backups = {s.retained_backups} is not greater than "
+        f"{PROJECT_NAMESPACE}:transaction_log_retention_days = {s.transaction_log_retention_days}: "
+        "Cloud SQL refuses it (backup retention should be > transaction log retention); allowed: "
+        f"retained_backups of at least {s.transaction_log_retention_days + 1}, or fewer "
+        "transaction-log days"
+    )
 
 
 def _transaction_logs_fit_edition(s: StackSettings) -> str | None:
@@ -382,6 +550,93 @@ def _staleness_exceeds_export_interval(s: StackSettings) -> str | None:
     return None
 
 
+def _export_outside_backup_window(s: StackSettings) -> str | None:
+    if s.export_offload:
+        return None
+    opens = time.fromisoformat(s.backup_start_time)
+    run = first_run_in_window(
+        s.export_schedule, s.export_time_zone, opens.hour, opens.minute, BACKUP_WINDOW
+    )
+    if run is None:
+        return None
+    return _collision(
+        s,
+        run,
+        f"the automated-backup window {_window(opens.hour, opens.minute, BACKUP_WINDOW)} set by "
+        f"{PROJECT_NAMESPACE}:backup_start_time = {s.backup_start_time!r} (a backup may start any "
+        "time in the 4 hours from it, and fails while an export holds the instance)",
+        _window(opens.hour, opens.minute, BACKUP_WINDOW),
+    )
+
+
+def _export_outside_maintenance_window(s: StackSettings) -> str | None:
+    if s.export_offload:
+        return None
+    run = first_run_in_window(
+        s.export_schedule,
+        s.export_time_zone,
+        s.maintenance_hour,
+        0,
+        MAINTENANCE_WINDOW,
+        weekday=s.maintenance_day,
+    )
+    if run is None:
+        return None
+    window = f"{WEEKDAYS[s.maintenance_day - 1]} {_window(s.maintenance_hour, 0, MAINTENANCE_WINDOW)}"
+    return _collision(
+        s,
+        run,
+        f"the maintenance window {window} set by {PROJECT_NAMESPACE}:maintenance_day = "
+        f"{s.maintenance_day} and {PROJECT_NAMESPACE}:maintenance_hour = {s.maintenance_hour} "
+        "(maintenance restarts the instance under a running export)",
+        window,
+    )
+
+
+def _collision(s: StackSettings, run: datetime, inside: str, window: str) -> str:
+    return (
+        f"{PROJECT_NAMESPACE}:export_schedule = {s.export_schedule!r} in {s.export_time_zone} starts "
+        f"exports inside {inside}, the first at {run:%Y-%m-%d %H:%M} UTC; allowed: a schedule whose every "
+        f"run starts outside {window}, or {PROJECT_NAMESPACE}:export_offload = true (a serverless "
+        "export runs on a temporary instance and leaves the primary free)"
+    )
+
+
+def _window(hour: int, minute: int, length: timedelta) -> str:
+    opens = datetime(2000, 1, 1, hour, minute)
+    return f"{opens:%H:%M} to {opens + length:%H:%M} UTC"
+
+
+# A year from a fixed date covers every weekday and both daylight-saving changes of any time zone.
+_SCAN_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+_SCAN_DAYS = 371
+
+
+@functools.cache
+def first_run_in_window(
+    schedule: str,
+    time_zone: str,
+    hour: int,
+    minute: int,
+    length: timedelta,
+    weekday: int | None = None,
+) -> datetime | None:
+    """The first run of ``schedule`` (a cron in ``time_zone``) over a year that starts inside the
+    window opening daily at ``hour:minute`` UTC for ``length`` (only on ISO ``weekday`` if given),
+    in UTC; ``None`` when no run does."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    for day in range(_SCAN_DAYS):
+        opens = _SCAN_FROM + timedelta(days=day, hours=hour, minutes=minute)
+        if weekday is not None and opens.isoweekday() != weekday:
+            continue
+        # croniter returns the first run strictly after its start: start just before the window.
+        runs = croniter(schedule, (opens - timedelta(seconds=1)).astimezone(zone))
+        run: datetime = runs.get_next(datetime).astimezone(UTC)
+        if run < opens + length:
+            return run
+    return None
+
+
 @functools.cache
 def longest_cron_interval(schedule: str, time_zone: str, samples: int = 400) -> timedelta:
     """The longest gap between consecutive runs of ``schedule`` over the next ``samples`` runs."""
@@ -396,19 +651,33 @@ def longest_cron_interval(schedule: str, time_zone: str, samples: int = 400) -> 
     return longest
 
 
-# Keys that Pulumi config holds as JSON arrays.
+# Keys that Pulumi config holds as JSON arrays: every list-typed setting.
 _LIST_KEYS = frozenset(
-    {"authorized_networks", "export_databases", "notification_emails", "notification_channel_ids"}
+    name
+    for name, field in StackSettings.model_fields.items()
+    if typing.get_origin(field.annotation) is tuple
 )
+# Keys read from the gcp namespace; everything else in the project namespace is a StackSettings field.
+_GCP_KEYS = ("project", "region")
+
+# Pydantic's own sentences, said in words for the config keys they concern.
+_PLAIN_MESSAGES = {
+    "missing": "required: set it in the stack file",
+    "tuple_type": "allowed: a list (a YAML sequence, one '- item' per line), not a single value",
+    "list_type": "allowed: a list (a YAML sequence, one '- item' per line), not a single value",
+    "too_short": "allowed: a list with at least one entry",
+    "string_type": "allowed: a single text value, not a list or object",
+}
 
 
-def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
+def parse_settings(raw: Mapping[str, Any], stack: str | None = None) -> StackSettings:
     """Validate raw config values (strings, or lists for array keys) into settings.
 
+    ``stack`` is the stack's name; when given, ``environment`` must agree with it.
     Raises :class:`ConfigError` naming every bad key, the value given and what is allowed.
     """
     try:
-        return StackSettings.model_validate(dict(raw))
+        return StackSettings.model_validate(dict(raw), context={"stack": stack})
     except ValidationError as error:
         raise ConfigError(_describe(error, raw)) from None
 
@@ -424,12 +693,33 @@ def _describe(error: ValidationError, raw: Mapping[str, Any]) -> str:
         key = location[0]
         value = raw.get(key, "<not set>") if problem["type"] != "missing" else "<not set>"
         if problem["type"] == "extra_forbidden":
-            message = "unknown key: not read by this program (check the spelling)"
+            message = _unknown_key(key)
+        elif problem["type"] == "literal_error":
+            message = f"allowed: {problem.get('ctx', {}).get('expected', '')}"
         elif (allowed := _numeric_range(key)) is not None:
             message = f"allowed: {allowed}"
-        namespace = "gcp" if key in ("project", "region") else PROJECT_NAMESPACE
-        lines.append(f"  - {namespace}:{'.'.join(location)} = {value!r}: {message}")
+        elif problem["type"] in _PLAIN_MESSAGES:
+            message = _PLAIN_MESSAGES[problem["type"]]
+        namespace = "gcp" if key in _GCP_KEYS else PROJECT_NAMESPACE
+        full_key = ".".join(location) if ":" in key else f"{namespace}:{'.'.join(location)}"
+        lines.append(f"  - {full_key} = {value!r}: {message}")
     return "\n".join(lines)
+
+
+def _unknown_key(key: str) -> str:
+    declared = [name for name in StackSettings.model_fields if name not in _GCP_KEYS]
+    close = difflib.get_close_matches(key, declared, n=1)
+    short = key.rpartition(":")[2]
+    if short in _GCP_KEYS:
+        hint = f"did you mean gcp:{short}?"
+    elif close:
+        hint = f"did you mean {PROJECT_NAMESPACE}:{close[0]}?"
+    else:
+        hint = "check the spelling"
+    return (
+        f"unknown key, not read by this program ({hint}); allowed: the keys declared in "
+        "Pulumi.yaml, listed in the README's config reference"
+    )
 
 
 def _numeric_range(key: str) -> str | None:
@@ -450,28 +740,49 @@ def _numeric_range(key: str) -> str | None:
 
 @dataclass(frozen=True)
 class RawConfig:
-    """Raw values as Pulumi passes them: the project namespace plus gcp:project and gcp:region."""
+    """Raw values as Pulumi passes them: every key of the project namespace (declared or not, so a
+    misspelt key is refused rather than ignored) plus gcp:project and gcp:region."""
 
     values: dict[str, Any]
 
     @classmethod
-    def from_pulumi(cls, keys: tuple[str, ...]) -> RawConfig:
+    def from_pulumi(cls) -> RawConfig:
         import pulumi  # noqa: PLC0415 - only the live program needs the runtime
 
-        project_config = pulumi.Config(PROJECT_NAMESPACE)
+        # The SDK has no public call that lists config keys. The CLI hands the program its whole
+        # config as the PULUMI_CONFIG environment variable; `pulumi.runtime.set_all_config` (the
+        # mocks, the automation API) fills the runtime's map. Read both, as `pulumi.Config` does.
+        config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+        prefix = f"{PROJECT_NAMESPACE}:"
+        values: dict[str, Any] = {
+            # gcp:project and gcp:region fill `project` and `region`; the same names in this
+            # namespace keep their prefix, so they are refused as unknown instead of used.
+            (key if key.removeprefix(prefix) in _GCP_KEYS else key.removeprefix(prefix)): (
+                _list_or_text(key.removeprefix(prefix), value)
+            )
+            for key, value in config.items()
+            if key.startswith(prefix)
+        }
         gcp_config = pulumi.Config("gcp")
-        values: dict[str, Any] = {}
-        for key in keys:
-            value = project_config.get_object(key) if key in _LIST_KEYS else project_config.get(key)
-            if value is not None:
-                values[key] = value
-        for key in ("project", "region"):
+        for key in _GCP_KEYS:
             if (value := gcp_config.get(key)) is not None:
                 values[key] = value
         return cls(values)
 
 
+def _list_or_text(key: str, value: Any) -> Any:
+    """A list key's JSON array as a list; anything else as given, for the validators to judge."""
+    if key in _LIST_KEYS and isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return parsed if isinstance(parsed, list) else value
+    return value
+
+
 def load_settings() -> StackSettings:
     """Read and validate this stack's config (the program's first step)."""
-    keys = tuple(name for name in StackSettings.model_fields if name not in ("project", "region"))
-    return parse_settings(RawConfig.from_pulumi(keys).values)
+    import pulumi  # noqa: PLC0415 - only the live program needs the runtime
+
+    return parse_settings(RawConfig.from_pulumi().values, stack=pulumi.get_stack())
