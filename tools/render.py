@@ -1,11 +1,12 @@
 """``make check``: render each stack offline and show what it would create, then run the policy gate.
 
 Usage: ``python -m tools.render staging prod``. Exits 1 when a stack's config is invalid or the policy
-pack reports a mandatory violation.
+pack reports a mandatory violation. A refused config is printed exactly as the program raised it.
 """
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -115,31 +116,37 @@ def resource_table(stack: RenderedStack) -> Table:
     return table
 
 
-def check_stack(stack_name: str) -> bool:
-    """Render one stack and run the gate over it; True when it passes."""
+class Outcome(enum.Enum):
+    PASSES = "[green]passes[/] the policy gate"
+    FAILS = "[red]FAILS[/] the policy gate"
+    REFUSED = "[red]configuration refused[/]"
+
+
+def check_stack(stack_name: str) -> Outcome:
+    """Render one stack and run the gate over it."""
     from tools.policy_gate import analyze, format_table, policy_config_path  # noqa: PLC0415
 
     try:
         stack = render(stack_name, preview=True)
     except ProgramFailed as failure:
-        console.print(f"[bold red]Stack {stack_name}: the program refused its config[/]\n{failure}")
-        return False
+        console.print(f"[bold red]Stack {escape(stack_name)}: the program refused its config[/]")
+        # Verbatim: no markup (it would eat '[true]'), no highlighting, no wrapping.
+        console.out(str(failure), highlight=False)
+        return Outcome.REFUSED
     console.print(resource_table(stack))
     for warning in stack.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print("[yellow]warning:[/]", escape(warning))
     result = analyze(stack, policy_config_path(stack_name))
     console.print(format_table(result), markup=False, highlight=False)
-    return not result.mandatory_violations
+    return Outcome.FAILS if result.mandatory_violations else Outcome.PASSES
 
 
 def main(argv: list[str]) -> int:
     stacks = argv or ["staging", "prod"]
     results = {name: check_stack(name) for name in stacks}
-    for name, passed in results.items():
-        console.print(
-            f"{name}: {'[green]passes[/]' if passed else '[red]FAILS[/]'} the policy gate"
-        )
-    return 0 if all(results.values()) else 1
+    for name, outcome in results.items():
+        console.print(f"{escape(name)}: {outcome.value}")
+    return 0 if all(outcome is Outcome.PASSES for outcome in results.values()) else 1
 
 
 if __name__ == "__main__":

@@ -169,14 +169,16 @@ def _matches(pattern: re.Pattern[str], allowed: str) -> AfterValidator:
 
 
 def _check_cron(value: str) -> str:
+    allowed = (
+        "allowed: a 5-field cron expression (minute hour day-of-month month day-of-week, as "
+        "Cloud Scheduler reads it) such as '0 23 * * *'"
+    )
     try:
         croniter(value)
-    except (CroniterBadCronError, ValueError) as error:
-        raise ValueError(
-            f"allowed: a 5-field cron expression such as '0 3 * * *' ({error})"
-        ) from None
+    except (CroniterBadCronError, ValueError):
+        raise ValueError(allowed) from None
     if len(value.split()) != 5:
-        raise ValueError("allowed: a 5-field cron expression such as '0 3 * * *' (Cloud Scheduler)")
+        raise ValueError(allowed)
     return value
 
 
@@ -684,8 +686,13 @@ def parse_settings(raw: Mapping[str, Any], stack: str | None = None) -> StackSet
 
 def _describe(error: ValidationError, raw: Mapping[str, Any]) -> str:
     lines = ["Invalid stack configuration:"]
-    for problem in error.errors():
+    problems = error.errors()
+    # A list whose entries are all refused also counts as too short: its entries say why.
+    with_bad_entries = {str(p["loc"][0]) for p in problems if len(p["loc"]) > 1}
+    for problem in problems:
         location = [str(part) for part in problem["loc"]]
+        if problem["type"] == "too_short" and location[0] in with_bad_entries:
+            continue
         message = problem["msg"].removeprefix("Value error, ")
         if not location:
             lines.extend(f"  - {part}" for part in message.split("\n"))
