@@ -61,7 +61,10 @@ def reference_table() -> str:
         "| `gcp:region` | string | required | a Cloud SQL region | Region of the instance, job and scheduler. |",
     ]
     for key, spec in declared.items():
-        description = re.sub(r"\s+", " ", spec["description"]).replace("|", "\\|")
+        # `|` ends a cell and `<name>` reads as an HTML tag: escape both.
+        description = (
+            re.sub(r"\s+", " ", spec["description"]).replace("|", "\\|").replace("<", "&lt;")
+        )
         rows.append(
             f"| `cloudsql-backups:{key}` | {spec['type']} | {_cell(spec.get('default'))} "
             f"| {_allowed(fields[key])} | {description} |"

@@ -584,7 +584,9 @@ def _export_outside_maintenance_window(s: StackSettings) -> str | None:
     )
     if run is None:
         return None
-    window = f"{WEEKDAYS[s.maintenance_day - 1]} {_window(s.maintenance_hour, 0, MAINTENANCE_WINDOW)}"
+    window = (
+        f"{WEEKDAYS[s.maintenance_day - 1]} {_window(s.maintenance_hour, 0, MAINTENANCE_WINDOW)}"
+    )
     return _collision(
         s,
         run,

@@ -181,7 +181,9 @@ NS = "cloudsql-backups"
 DECLARED = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["config"]
 BOOLEAN_KEYS = sorted(key for key, spec in DECLARED.items() if spec["type"] == "boolean")
 LIST_KEYS = sorted(key for key, spec in DECLARED.items() if spec["type"] == "array")
-UNKNOWN_KEY_ALLOWED = "allowed: the keys declared in Pulumi.yaml, listed in the README's config reference"
+UNKNOWN_KEY_ALLOWED = (
+    "allowed: the keys declared in Pulumi.yaml, listed in the README's config reference"
+)
 
 
 @pytest.mark.parametrize(
@@ -324,7 +326,9 @@ def test_list_keys_refuse_duplicates(key: str) -> None:
         "notification_emails": "oncall@acme.example",
         "notification_channel_ids": "projects/acme-scheduling-prod/notificationChannels/42",
     }[key]
-    overrides: dict[str, Any] = {key: [entry, "other" if key == "export_databases" else entry, entry]}
+    overrides: dict[str, Any] = {
+        key: [entry, "other" if key == "export_databases" else entry, entry]
+    }
     if key == "authorized_networks":
         overrides["public_ip_enabled"] = "true"
     assert (
@@ -362,7 +366,7 @@ def test_a_stack_named_after_its_environment_with_a_suffix_is_accepted(
 
     def parse() -> str:
         pulumi.runtime.set_all_config(stack_config(environment))
-        return parse_settings(RawConfig.from_pulumi().values, stack=stack).environment
+        return str(parse_settings(RawConfig.from_pulumi().values, stack=stack).environment)
 
     assert contextvars.copy_context().run(parse) == environment
 
