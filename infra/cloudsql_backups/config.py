@@ -96,7 +96,7 @@ GCP_REGIONS = frozenset(
 # Cloud SQL stores backups in a multi-region (asia, eu, us) or any Cloud SQL region, written in
 # lowercase as gcloud's --backup-location takes it
 # (https://cloud.google.com/sql/docs/postgres/locations,
-# https://cloud.google.com/sql/docs/postgres/backup-recovery/backups#custom-location).
+# https://cloud.google.com/sql/docs/postgres/backup-recovery/backups).
 CLOUD_SQL_BACKUP_MULTI_REGIONS = ("asia", "eu", "us")
 CLOUD_SQL_BACKUP_LOCATIONS = frozenset(CLOUD_SQL_BACKUP_MULTI_REGIONS) | GCP_REGIONS
 # Cloud Storage bucket locations (https://cloud.google.com/storage/docs/locations): the multi-regions
@@ -110,8 +110,8 @@ STORAGE_LOCATIONS = frozenset(
 # Machine types per edition (https://cloud.google.com/sql/docs/postgres/instance-settings and
 # https://cloud.google.com/sql/docs/postgres/machine-series-overview): ENTERPRISE takes the shared-core
 # tiers and custom db-custom-<vCPUs>-<memory MB>; ENTERPRISE_PLUS only predefined N2 types.
-# PostgreSQL refuses predefined db-n1-* tiers ("Only custom or shared-core instance Billing Tier type
-# allowed for PostgreSQL database").
+# PostgreSQL takes no predefined db-n1-* tier (pulumi_gcp DatabaseInstanceSettingsArgs.tier: "Postgres
+# supports only shared-core machine types, and custom machine types such as `db-custom-2-13312`").
 SHARED_CORE_TIERS = ("db-f1-micro", "db-g1-small")
 PERF_OPTIMIZED_VCPUS = (2, 4, 8, 16, 32, 48, 64, 80, 96, 128)
 PERF_OPTIMIZED_TIERS = tuple(f"db-perf-optimized-N-{n}" for n in PERF_OPTIMIZED_VCPUS)
@@ -123,11 +123,11 @@ CUSTOM_MEMORY_MIN_MB = 3840
 CUSTOM_MEMORY_MB_PER_VCPU = (0.9 * 1024, 6.5 * 1024)
 _CUSTOM_TIER = re.compile(r"db-custom-(\d+)-(\d+)")
 # Automated backups start any time in a 4-hour window from backup_start_time (UTC)
-# (https://cloud.google.com/sql/docs/postgres/backup-recovery/backups#automated-backups).
+# (https://cloud.google.com/sql/docs/postgres/backup-recovery/backups).
 BACKUP_WINDOW = timedelta(hours=4)
 # Maintenance happens in the one-hour window starting at maintenance_hour (UTC) on maintenance_day,
 # 1 = Monday (https://cloud.google.com/sql/docs/postgres/maintenance,
-# https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/instances#maintenancewindow).
+# https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/instances).
 MAINTENANCE_WINDOW = timedelta(hours=1)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Cloud Run jobs allow a task timeout of up to 168 hours (7 days).
