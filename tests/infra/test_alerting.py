@@ -699,7 +699,7 @@ def test_staleness_not_longer_than_the_export_interval_is_refused(stack_name: st
     message = str(failure.value)
     assert (
         "cloudsql-backups:export_staleness_hours = 24 is not longer than the longest gap between "
-        "scheduled exports (24 h for '30 3 * * *')"
+        "scheduled exports (24 h for '0 23 * * *')"
     ) in message
     assert failure.value.registered == []
 

@@ -222,7 +222,7 @@ def test_scheduler_authenticates_with_an_oauth_token_of_its_account(
 
 def test_schedule_and_time_zone(stack: RenderedStack) -> None:
     inputs = stack.one(SCHEDULER_JOB).inputs
-    assert inputs["schedule"] == setting(stack.stack, "export_schedule") == "30 3 * * *"
+    assert inputs["schedule"] == setting(stack.stack, "export_schedule") == "0 23 * * *"
     assert inputs["timeZone"] == setting(stack.stack, "export_time_zone") == "Etc/UTC"
     assert inputs["paused"] is False
     assert inputs["region"] == setting(stack.stack, "gcp:region")
@@ -384,7 +384,7 @@ CONFIG_ERRORS = [
     ),
     pytest.param(
         {"export_databases": []},
-        "cloudsql-backups:export_databases = []: Tuple should have at least 1 item",
+        "cloudsql-backups:export_databases = []: allowed: a list with at least one entry",
         id="no-databases",
     ),
     pytest.param(

@@ -67,7 +67,7 @@ CHANGES = [
     Change(
         "daily-export-in-a-dst-zone",
         "prod",
-        overrides=(("export_schedule", "30 2 * * *"), ("export_time_zone", "Europe/London")),
+        overrides=(("export_schedule", "30 23 * * *"), ("export_time_zone", "Europe/London")),
     ),
     Change("no-retries", "staging", overrides=(("export_max_retries", 0),)),
     Change(
