@@ -758,9 +758,11 @@ class RawConfig:
     def from_pulumi(cls) -> RawConfig:
         import pulumi  # noqa: PLC0415 - only the live program needs the runtime
 
-        # The SDK has no public call that lists config keys. The CLI hands the program its whole
-        # config as the PULUMI_CONFIG environment variable; `pulumi.runtime.set_all_config` (the
-        # mocks, the automation API) fills the runtime's map. Read both, as `pulumi.Config` does.
+        # The SDK has no public call that lists config keys. The CLI's language host hands the
+        # program its whole config as JSON in PULUMI_CONFIG (pulumiConfigVar in
+        # github.com/pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go);
+        # `pulumi.runtime.set_all_config` (mocks, automation API) fills the runtime's map. Read
+        # both, as `pulumi.Config` does (pulumi/runtime/config.py get_config).
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
         prefix = f"{PROJECT_NAMESPACE}:"
         values: dict[str, Any] = {
