@@ -95,4 +95,14 @@ def test_the_fake_exports_like_cloud_sql(gcloud: FakeGcloud) -> None:
 
     described = call(gcloud, "storage", "objects", "describe", URI, "--format=json")
     assert described.returncode == 0, described.stderr
-    assert json.loads(described.stdout)["size"] == gcloud.export_size
+    assert json.loads(described.stdout)["size"] == len(gcloud.default_dump)
+
+    read = subprocess.run(
+        [str(gcloud.executable), "storage", "cat", URI, "--project=acme-prod", "--quiet"],
+        env=gcloud.base_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == gcloud.default_dump, "cat streams the bytes Cloud SQL wrote"
