@@ -67,14 +67,18 @@ RUN_RESERVE_SECONDS = 30.0
 VERIFY_SHARE = 0.25
 MIN_VERIFY_SECONDS = 60.0
 MIN_WAIT_SECONDS = 60.0
-MAX_TASK_TIMEOUT_SECONDS = 168 * 3600  # Cloud Run jobs: task timeout of at most 168 hours
+# Cloud Run jobs: task timeout "up to 168 hours" (https://cloud.google.com/run/docs/configuring/task-timeout)
+MAX_TASK_TIMEOUT_SECONDS = 168 * 3600
 MAX_ERROR_CHARS = 2000
 # How often waiting may break off (transient API errors) before the export is given up on.
 MAX_INTERRUPTED_WAITS = 10
 
-# pg_dump's plain format (src/bin/pg_dump/pg_backup_archiver.c: TEXT_DUMP_HEADER and the
-# "dump complete" line RestoreArchive() prints last; since 17.6/18 followed by `\unrestrict KEY`
-# matching the `\restrict KEY` after the header). Cloud SQL's SQL export is pg_dump's output.
+# pg_dump's plain format: TEXT_DUMP_HEADER and the "dump complete" line RestoreArchive() prints
+# last, since 17.6/18 followed by `\unrestrict KEY` matching the `\restrict KEY` after the header
+# (https://github.com/postgres/postgres/blob/master/src/bin/pg_dump/pg_backup_archiver.c).
+# Cloud SQL's SQL export is pg_dump's output (`gcloud sql export sql --help`: --clean
+# "corresponds to the clean flag for pg_dump"); tests/export/test_real_pg_dump.py checks both
+# patterns against a real pg_dump 18.
 DUMP_HEADER = re.compile(
     rb"\A--\n-- PostgreSQL database dump\n--\n\n(?:\\restrict (?P<key>\S+)\n)?"
 )
@@ -752,7 +756,7 @@ class DumpChecker:
             self._head += output[: HEAD_BYTES - len(self._head)]
             if len(self._head) >= HEAD_BYTES:
                 self._check_header()
-        self._tail = (self._tail + output)[-TAIL_BYTES:]
+        self._tail = (self._tail + output[-TAIL_BYTES:])[-TAIL_BYTES:]
 
     def _check_header(self) -> None:
         self._header_checked = True
@@ -892,8 +896,9 @@ def check_name_free(settings: Settings, gcloud: Gcloud, run: DatabaseRun, timeou
     """Refuse to reuse an object name: an export must never replace an earlier one. When the
     name cannot be checked (e.g. 403 on the object's metadata), note why and export anyway:
     Cloud SQL itself fails an export whose object exists (ExportContext.uri: "If the file
-    already exists, the request succeeds, but the operation fails"), and verification then
-    decides whether the database succeeded."""
+    already exists, the request succeeds, but the operation fails",
+    https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/operations), and
+    verification then decides whether the database succeeded."""
     result = gcloud.describe_object(run.uri, timeout)
     if result.returncode == 0:
         raise ExportFailedError(
