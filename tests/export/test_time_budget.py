@@ -255,3 +255,30 @@ def test_a_read_slower_than_the_verification_reserve_ends_at_the_share(databases
         assert "verification of" in str(record["error"])
         assert "did not finish within" in str(record["error"])
         assert "kept but unverified" in str(record["error"])
+
+
+def test_no_backoff_is_taken_when_the_next_attempt_would_not_fit() -> None:
+    """A safety net below the arithmetic: with less time left than a delay and a call need,
+    the script stops retrying at once instead of sleeping into Cloud Run's timeout."""
+    simulated = SimulatedGcloud(busy=True)
+    settings = export.parse_settings(
+        [
+            *("--project", "acme-prod", "--instance", "main-pg", "--bucket", "acme-backups"),
+            *("--databases", "db0", "--gcloud", "python3"),
+        ],
+        {},
+    )
+    gcloud = export.Gcloud("gcloud", "acme-prod", simulated.run, simulated.stream)
+    clock = export.Clock(
+        now=lambda: datetime(2026, 3, 1, 3, 30, tzinfo=UTC),
+        monotonic=simulated.monotonic,
+        sleep=simulated.sleep,
+    )
+    run = export.DatabaseRun("db0", "gs://acme-backups/cloudsql/main-pg/db0/x.sql.gz")
+
+    with pytest.raises(export.ExportFailedError) as stopped, redirect_stderr(io.StringIO()):
+        export.start_export(settings, gcloud, run, clock, until=GCLOUD_CALL_SECONDS + 89)
+
+    assert run.attempts == 1
+    assert "no longer fits in this database's time budget" in str(stopped.value)
+    assert simulated.now == GCLOUD_CALL_SECONDS, "no delay was slept"
