@@ -163,11 +163,19 @@ class SimulatedGcloud:
         self.now += timeout
         return CommandResult(124, "", "gcloud did not finish", timed_out=True)
 
+    def gcloud(self) -> export.Gcloud:
+        return export.Gcloud("gcloud", "acme-prod", self.run, self.stream)
 
-def run_simulated(
-    simulated: SimulatedGcloud, databases: int, task_timeout: int
-) -> list[dict[str, object]]:
-    settings = export.parse_settings(
+    def clock(self) -> export.Clock:
+        def now() -> datetime:
+            return datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
+
+        return export.Clock(now=now, monotonic=self.monotonic, sleep=self.sleep)
+
+
+def settings_for(databases: int, task_timeout: int = 6 * ONE_HOUR) -> export.Settings:
+    """The default retries (6 attempts, 30 s base) for databases db0, db1, ..."""
+    return export.parse_settings(
         [
             *("--project", "acme-prod", "--instance", "main-pg", "--bucket", "acme-backups"),
             *("--databases", ",".join(f"db{n}" for n in range(databases))),
@@ -175,15 +183,16 @@ def run_simulated(
         ],
         {},
     )
-    gcloud = export.Gcloud("gcloud", "acme-prod", simulated.run, simulated.stream)
-    clock = export.Clock(
-        now=lambda: datetime(2026, 3, 1, 3, 30, tzinfo=UTC),
-        monotonic=simulated.monotonic,
-        sleep=simulated.sleep,
-    )
+
+
+def run_simulated(
+    simulated: SimulatedGcloud, databases: int, task_timeout: int
+) -> list[dict[str, object]]:
     stdout = io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(io.StringIO()):
-        export.export_all(settings, gcloud, clock)
+        export.export_all(
+            settings_for(databases, task_timeout), simulated.gcloud(), simulated.clock()
+        )
     return [json.loads(line) for line in stdout.getvalue().splitlines()]
 
 
@@ -261,23 +270,16 @@ def test_no_backoff_is_taken_when_the_next_attempt_would_not_fit() -> None:
     """A safety net below the arithmetic: with less time left than a delay and a call need,
     the script stops retrying at once instead of sleeping into Cloud Run's timeout."""
     simulated = SimulatedGcloud(busy=True)
-    settings = export.parse_settings(
-        [
-            *("--project", "acme-prod", "--instance", "main-pg", "--bucket", "acme-backups"),
-            *("--databases", "db0", "--gcloud", "python3"),
-        ],
-        {},
-    )
-    gcloud = export.Gcloud("gcloud", "acme-prod", simulated.run, simulated.stream)
-    clock = export.Clock(
-        now=lambda: datetime(2026, 3, 1, 3, 30, tzinfo=UTC),
-        monotonic=simulated.monotonic,
-        sleep=simulated.sleep,
-    )
     run = export.DatabaseRun("db0", "gs://acme-backups/cloudsql/main-pg/db0/x.sql.gz")
 
     with pytest.raises(export.ExportFailedError) as stopped, redirect_stderr(io.StringIO()):
-        export.start_export(settings, gcloud, run, clock, until=GCLOUD_CALL_SECONDS + 89)
+        export.start_export(
+            settings_for(1),
+            simulated.gcloud(),
+            run,
+            simulated.clock(),
+            until=GCLOUD_CALL_SECONDS + 89,
+        )
 
     assert run.attempts == 1
     assert "no longer fits in this database's time budget" in str(stopped.value)
