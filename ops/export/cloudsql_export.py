@@ -543,8 +543,14 @@ def stream_command(
     the chunk being read. stderr goes to a temporary file, so a chatty command cannot block."""
     with tempfile.TemporaryFile() as stderr_file:
         try:
+            # bufsize=0: each read returns what has arrived (up to a chunk) instead of waiting
+            # for a full chunk, so a refused first chunk stops the read at once.
             process = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file
+                list(argv),
+                bufsize=0,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
             )
         except OSError as error:
             return CommandResult(127, "", f"could not run {argv[0]}: {error}")

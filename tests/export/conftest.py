@@ -101,6 +101,8 @@ class FakeGcloud:
                 "bucket": BUCKET,
                 "default_dump_file": str(default_dump_file),
                 "dump_files": {},
+                "read_stalls_after_bytes": None,
+                "stalled_readers": [],
                 "caller_can_read_bucket": True,
                 "instances": {
                     INSTANCE: {

@@ -32,6 +32,8 @@ as Cloud SQL would have written them), "operation_error" (DONE with state.operat
 instance does not have fails like pg_dump would ('database "X" does not exist'; that wording is
 pg_dump's, the exact text Cloud SQL wraps around it is not documented). instances.<name>.
 busy_responses answers 409 that many times; caller_can_export=false answers 403.
+read_stalls_after_bytes=N makes `storage cat` stop after N bytes and hang (its pid is appended
+to stalled_readers), as a download does when the network stalls.
 
 Real flags this fake does not simulate (e.g. --parallel, --raw) make it exit 3 so a test notices.
 The tests copy this file into a temporary directory under the name `gcloud`.
@@ -409,12 +411,24 @@ class FakeCloud:
             raise invocation.fail(
                 "The following URLs matched no objects or files:\n" + "\n".join(missing)
             )
+        stall_after = self.state.get("read_stalls_after_bytes")
+        sent = 0
         for _, entry in found:
             assert entry is not None
             with self.content_path(entry).open("rb") as content:
-                while chunk := content.read(1 << 16):
+                while chunk := content.read(1 << 16 if stall_after is None else stall_after):
                     sys.stdout.buffer.write(chunk)
+                    sent += len(chunk)
+                    if stall_after is not None and sent >= stall_after:
+                        self.stall()
         sys.stdout.buffer.flush()
+
+    def stall(self) -> None:
+        """A download that stops making progress (network trouble): gcloud just waits."""
+        sys.stdout.buffer.flush()
+        self.state["stalled_readers"].append(os.getpid())
+        save_state(self.state)
+        time.sleep(3600)
 
     def describe_object(self, invocation: Invocation) -> None:
         url = invocation.positionals[0]

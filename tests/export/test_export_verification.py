@@ -6,6 +6,8 @@ reason, the object stays where it is, and the next database is still exported.""
 from __future__ import annotations
 
 import calendar
+import os
+import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -114,3 +116,26 @@ def test_when_the_name_cannot_be_checked_cloud_sql_still_never_overwrites(
     assert gcloud.calls("storage", "cat") == [], "nothing to verify after a failed operation"
     for name in taken:
         assert gcloud.object_bytes(f"gs://{gcloud.bucket}/{name}") == b"earlier export"
+
+
+def test_sigterm_while_verifying_logs_the_database_and_stops_the_read(gcloud: FakeGcloud) -> None:
+    """Cloud Run's SIGTERM can arrive while a dump is being read back: the database is logged
+    failed, the next one is logged not attempted, and no `gcloud storage cat` is left running."""
+    gcloud.configure(read_stalls_after_bytes=100)
+    process = gcloud.start(EXPORT_DATABASES="app,audit")
+    deadline = time.monotonic() + 60
+    while not gcloud.state["stalled_readers"]:
+        assert time.monotonic() < deadline, "the read never started"
+        time.sleep(0.02)
+    (reader,) = gcloud.state["stalled_readers"]
+
+    process.send_signal(signal.SIGTERM)
+    run = gcloud.finish(process)
+
+    assert run.returncode == 1
+    app = run.record_for("app")
+    assert app["status"] == "failed"
+    assert "stopped by SIGTERM" in app["error"]
+    assert run.record_for("audit")["error"] == "not attempted: the run was stopped by SIGTERM"
+    with pytest.raises(ProcessLookupError):
+        os.kill(reader, 0)

@@ -55,6 +55,13 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
         ),
         (["sql", "operations", "wait", "op-1", "--project=acme-prod", "--timeout=-1"], 2, "-1"),
         (["storage", "objects", "describe", URI, "--format=json"], 1, f"{URI} not found: 404."),
+        (
+            ["storage", "cat", URI],
+            1,
+            f"ERROR: (gcloud.storage.cat) The following URLs matched no objects or files:\n{URI}",
+        ),
+        (["storage", "cat", URI, "--range=0-9"], 3, "does not simulate --range"),
+        (["storage", "cat", "--quiet"], 2, "required positional argument"),
     ],
 )
 def test_the_fake_refuses_what_gcloud_refuses(
