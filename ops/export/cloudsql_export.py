@@ -680,6 +680,10 @@ def operation_errors(operation: Mapping[str, Any]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+class ExportFailedError(Exception):
+    """This database was not exported and verified; the message says why and what to do."""
+
+
 class DumpInvalidError(Exception):
     """The bytes read so far (or in all) are not a complete plain pg_dump in gzip."""
 
@@ -844,10 +848,6 @@ def verify_export(
 # --------------------------------------------------------------------------------------------
 # One database
 # --------------------------------------------------------------------------------------------
-
-
-class ExportFailedError(Exception):
-    """This database was not exported; the message tells an operator why and what to do."""
 
 
 @dataclass
