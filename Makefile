@@ -47,7 +47,7 @@ lint: setup ## ruff, mypy, workflow schema and zizmor checks
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(RUN) zizmor --offline .github/workflows
 
-bench: setup ## Benchmarks: policy gate throughput, restore throughput
+bench: setup ## Benchmarks: policy gate, restore and export verification throughput
 	$(RUN) python -m benchmarks
 
 export: setup ## Run the logical export by hand against a stack's outputs: make export STACK=prod

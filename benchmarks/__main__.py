@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from benchmarks import policy_gate, restore
+from benchmarks import export_verify, policy_gate, restore
 
 
 def main() -> None:
-    for benchmark in (policy_gate, restore):
+    for benchmark in (policy_gate, restore, export_verify):
         print(f"\n== {benchmark.__name__} ==", flush=True)
         benchmark.main()
 

@@ -252,12 +252,6 @@ def _service_account(
     )
 
 
-def operation_timeout_seconds(args: ExportJobArgs) -> int:
-    """Each database's share of the task timeout, less ten minutes: the script must be able to log a
-    timeout (and try the remaining databases) before Cloud Run stops the task."""
-    return (args.timeout_hours * 3600 - 600) // len(args.databases)
-
-
 def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs]:
     # Non-secret parameters only: the job authenticates as its service account, never with a key.
     values: dict[str, pulumi.Input[str]] = {
@@ -266,7 +260,9 @@ def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateC
         "EXPORT_BUCKET": args.bucket_name,
         "EXPORT_DATABASES": ",".join(args.databases),
         "EXPORT_OFFLOAD": "true" if args.offload else "false",
-        "EXPORT_OPERATION_TIMEOUT_SECONDS": str(operation_timeout_seconds(args)),
+        # The script splits the task timeout itself (retries, wait, verification, last log lines)
+        # and refuses settings that cannot fit, so it always logs its result before Cloud Run stops it.
+        "EXPORT_TASK_TIMEOUT_SECONDS": str(args.timeout_hours * 3600),
     }
     return [
         gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(name=k, value=v)

@@ -5,15 +5,22 @@ and `make export STACK=...` runs the very same file by hand. So it is ONE self-c
 Python 3.9+, standard library only, talking to Google exclusively through the `gcloud` CLI.
 
 Per database, in order, trying every database even when one fails:
-  1. pick gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz and refuse to reuse a name;
+  1. pick gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz and refuse to reuse a name
+     (when the name cannot be checked, export anyway: Cloud SQL itself never overwrites);
   2. start `gcloud sql export sql --async`, retrying with exponential backoff while the instance
      is busy with another operation (HTTP 409); never retrying permission or missing-database errors;
   3. wait for the operation with `gcloud sql operations wait --timeout`;
-  4. check that the object exists and is not empty;
+  4. verify the dump: stream the object (`gcloud storage cat`) through a gzip decompressor to its
+     end and check pg_dump's plain-format header and completion line;
   5. print one JSON line to stdout (Cloud Logging turns it into jsonPayload).
 A final JSON line summarises the run. Human-readable progress goes to stderr.
 
-Exit status: 0 every database exported, 1 at least one failed, 2 invalid settings.
+Time budget: the run must log its own result before the Cloud Run task timeout
+(EXPORT_TASK_TIMEOUT_SECONDS) stops it. Each database gets an equal share of that timeout, within
+which the busy-instance retries, the operation wait and the verification are reserved up front
+(`plan_budget`); settings that cannot fit are refused before anything is exported.
+
+Exit status: 0 every database exported and verified, 1 at least one failed, 2 invalid settings.
 Settings come from EXPORT_* environment variables; each has a CLI flag that overrides it
 (`--help` lists them). The log format and the IAM it needs are documented in ops/export/README.md.
 """
@@ -29,7 +36,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,14 +53,48 @@ DATABASE_EVENT = "cloudsql_export"
 RUN_EVENT = "cloudsql_export_run"
 
 BACKOFF_CAP_SECONDS = 600.0
-# gcloud enforces the operation timeout itself; this margin only guards against a gcloud process
-# that hangs (network trouble) so that the job still logs a result before Cloud Run kills it.
-WAIT_PROCESS_MARGIN_SECONDS = 300.0
-# Upper bound for the short gcloud calls (start an export, describe an object or an operation).
-SHORT_CALL_TIMEOUT_SECONDS = 300.0
+# Upper bound for one short gcloud call (check a name, start an export, describe an operation).
+# The budget reserves this much for each such call, so it is also each call's process timeout.
+GCLOUD_CALL_SECONDS = 60.0
+# `operations wait` is given --timeout this much below its process timeout: gcloud then reports
+# the timeout itself, and a gcloud process that hangs (network trouble) is still killed in time.
+WAIT_PROCESS_MARGIN_SECONDS = 30.0
+# Kept free at the end of the task: the summary line, and the seconds between the task's start
+# (from which Cloud Run counts its timeout) and this script's start.
+RUN_RESERVE_SECONDS = 30.0
+# Verification reads the whole dump once: reserve a share of what is left after the retries (see
+# the throughput measured in ops/export/README.md), and never less than a minute.
+VERIFY_SHARE = 0.25
+MIN_VERIFY_SECONDS = 60.0
+MIN_WAIT_SECONDS = 60.0
+# Cloud Run jobs: task timeout "up to 168 hours" (https://cloud.google.com/run/docs/configuring/task-timeout)
+MAX_TASK_TIMEOUT_SECONDS = 168 * 3600
 MAX_ERROR_CHARS = 2000
 # How often waiting may break off (transient API errors) before the export is given up on.
 MAX_INTERRUPTED_WAITS = 10
+
+# pg_dump's plain format: TEXT_DUMP_HEADER and the "dump complete" line RestoreArchive() prints
+# last, since 17.6/18 followed by `\unrestrict KEY` matching the `\restrict KEY` after the header
+# (https://github.com/postgres/postgres/blob/master/src/bin/pg_dump/pg_backup_archiver.c).
+# Cloud SQL's SQL export is pg_dump's output (`gcloud sql export sql --help`: --clean
+# "corresponds to the clean flag for pg_dump"); tests/export/test_real_pg_dump.py checks both
+# patterns against a real pg_dump 18.
+DUMP_HEADER = re.compile(
+    rb"\A--\n-- PostgreSQL database dump\n--\n\n(?:\\restrict (?P<key>\S+)\n)?"
+)
+DUMP_COMPLETE = re.compile(
+    rb"\n--\n-- PostgreSQL database dump complete\n--\n\n"
+    rb"(?:\\unrestrict (?P<key>\S+)\n)?\s*\Z"
+)
+CUSTOM_FORMAT_MAGIC = b"PGDMP"  # pg_dump -Fc archives start with these bytes
+GZIP_MAGIC = b"\x1f\x8b"
+# Enough for the header (with a 64-character restrict key) and the completion lines.
+HEAD_BYTES = 512
+TAIL_BYTES = 512
+READ_CHUNK_BYTES = 1 << 20
+# At most this much decompressed output per step, so a highly compressible dump never
+# expands into memory at once.
+INFLATE_STEP_BYTES = 4 << 20
 
 # Naming rules, kept identical to the stack configuration in infra/cloudsql_backups/config.py.
 _PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -68,7 +112,9 @@ _PERMISSION_DENIED = re.compile(
     re.IGNORECASE,
 )
 _MISSING_DATABASE = re.compile(r"database\s+\"?[^\"\s]*\"?\s+does not exist", re.IGNORECASE)
-_OBJECT_NOT_FOUND = re.compile(r"not found: 404|HTTPError 404", re.IGNORECASE)
+# `storage objects describe` says "... not found: 404."; `storage cat` names the URL that
+# "matched no objects or files" (googlecloudsdk/command_lib/storage/name_expansion.py).
+_OBJECT_NOT_FOUND = re.compile(r"not found: 404|HTTPError 404|matched no objects", re.IGNORECASE)
 _WAIT_TIMED_OUT = re.compile(r"taking longer than expected", re.IGNORECASE)
 
 
@@ -96,8 +142,20 @@ class Settings:
     offload: bool
     max_attempts: int
     retry_base_seconds: float
-    operation_timeout_seconds: int
+    task_timeout_seconds: int
+    # An optional, tighter limit for waiting on one export; None: what the budget leaves.
+    operation_timeout_seconds: int | None
     gcloud: str
+
+    @property
+    def budget(self) -> DatabaseBudget:
+        """Each database's share of the task timeout (validated when the settings were parsed)."""
+        return plan_budget(
+            self.task_timeout_seconds,
+            len(self.databases),
+            self.max_attempts,
+            self.retry_base_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -110,6 +168,7 @@ class _Option:
     allowed: str
     parse: Callable[[str], object]
     default: str | None = None
+    optional: bool = False
 
 
 def _matching(pattern: re.Pattern[str], allowed: str) -> Callable[[str], object]:
@@ -217,13 +276,22 @@ _OPTIONS = (
         "30",
     ),
     _Option(
+        "task_timeout_seconds",
+        "EXPORT_TASK_TIMEOUT_SECONDS",
+        "--task-timeout-seconds",
+        f"the Cloud Run task timeout: a whole number of seconds from 1 to {MAX_TASK_TIMEOUT_SECONDS}",
+        _bounded_int(1, MAX_TASK_TIMEOUT_SECONDS),
+        "21600",
+    ),
+    _Option(
         "operation_timeout_seconds",
         "EXPORT_OPERATION_TIMEOUT_SECONDS",
         "--operation-timeout-seconds",
         # gcloud treats --timeout=0 as "wait forever", so 0 is not offered.
-        "a whole number of seconds from 1 to 604800 (7 days)",
-        _bounded_int(1, 604800),
-        "21600",
+        "unset (wait as long as the task timeout allows), or a whole number of seconds from 1 to "
+        f"{MAX_TASK_TIMEOUT_SECONDS}",
+        _bounded_int(1, MAX_TASK_TIMEOUT_SECONDS),
+        optional=True,
     ),
     _Option(
         "gcloud",
@@ -261,6 +329,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
             )
             continue
         default_note = f", else {option.default}" if option.default is not None else ""
+        if option.optional:
+            default_note = ", else unset"
         parser.add_argument(
             option.flag,
             dest=option.field,
@@ -286,6 +356,9 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     problems: list[str] = []
     for option in _OPTIONS:
         raw = _raw_value(option, arguments.get(option.field), environ)
+        if (raw is None or not raw.strip()) and option.optional:
+            values[option.field] = None
+            continue
         if raw is None or not raw.strip():
             problems.append(f"{option.env} ({option.flag}) is not set; allowed: {option.allowed}")
             continue
@@ -295,9 +368,124 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             problems.append(
                 f"{option.env} ({option.flag}) = {raw!r} is invalid; allowed: {invalid}"
             )
+    if not problems:
+        problems += _budget_problems(values)
     if problems:
         raise SettingsError("\n".join(problems))
     return Settings(**values)  # type: ignore[arg-type]  # every field was parsed above
+
+
+def _budget_problems(values: Mapping[str, Any]) -> list[str]:
+    """Settings that cannot fit in the task timeout, refused before anything is exported."""
+    databases: tuple[str, ...] = values["databases"]
+    try:
+        budget = plan_budget(
+            values["task_timeout_seconds"],
+            len(databases),
+            values["max_attempts"],
+            values["retry_base_seconds"],
+        )
+    except BudgetError as error:
+        return [str(error)]
+    cap = values["operation_timeout_seconds"]
+    longest = math.floor(budget.wait_seconds - WAIT_PROCESS_MARGIN_SECONDS)
+    if cap is not None and cap > longest:
+        return [
+            f"EXPORT_OPERATION_TIMEOUT_SECONDS (--operation-timeout-seconds) = {str(cap)!r} is "
+            "invalid; "
+            f"allowed: unset, or 1 to {longest} s, the wait that "
+            f"EXPORT_TASK_TIMEOUT_SECONDS = {values['task_timeout_seconds']} leaves for each of "
+            f"{len(databases)} database(s)"
+        ]
+    return []
+
+
+# --------------------------------------------------------------------------------------------
+# Time budget: pure arithmetic, so that it can be tested at its limits
+# --------------------------------------------------------------------------------------------
+
+
+class BudgetError(ValueError):
+    """The task timeout cannot hold the reserves for every database; says what would."""
+
+
+@dataclass(frozen=True)
+class DatabaseBudget:
+    """One database's share of the task timeout, and how it is reserved (seconds)."""
+
+    share_seconds: float  # (task timeout - run reserve) / databases
+    retries_seconds: float  # name check, every start attempt and the backoff between them
+    wait_seconds: float  # waiting for the export operation (at least, when retries are quick)
+    verify_seconds: float  # streaming and checking the dump
+
+
+def backoff_seconds(base: float, failed_attempts: int) -> float:
+    """Delay before the next attempt: base, 2*base, 4*base, ... capped at 600 s."""
+    return float(min(base * (2 ** (failed_attempts - 1)), BACKOFF_CAP_SECONDS))
+
+
+def retries_reserve_seconds(max_attempts: int, retry_base_seconds: float) -> float:
+    """Worst case before the wait starts: the name check, `max_attempts` starts answered 409
+    at the last moment of their call timeout, and every backoff delay in between."""
+    delays = sum(backoff_seconds(retry_base_seconds, n) for n in range(1, max_attempts))
+    return delays + (1 + max_attempts) * GCLOUD_CALL_SECONDS
+
+
+def _minimum_share_seconds(max_attempts: int, retry_base_seconds: float) -> float:
+    """The smallest share that still leaves MIN_WAIT_SECONDS after the reserves."""
+    after_retries = max(
+        MIN_WAIT_SECONDS + MIN_VERIFY_SECONDS, MIN_WAIT_SECONDS / (1 - VERIFY_SHARE)
+    )
+    return retries_reserve_seconds(max_attempts, retry_base_seconds) + after_retries
+
+
+def minimum_task_timeout_seconds(
+    databases: int, max_attempts: int, retry_base_seconds: float
+) -> int:
+    """The shortest task timeout in which every database fits, in whole seconds."""
+    share = _minimum_share_seconds(max_attempts, retry_base_seconds)
+    return math.ceil(RUN_RESERVE_SECONDS + databases * share)
+
+
+def plan_budget(
+    task_timeout_seconds: float, databases: int, max_attempts: int, retry_base_seconds: float
+) -> DatabaseBudget:
+    """Split the task timeout: a reserve for the run's last lines, then an equal share per
+    database, in which the retries, then verification, then the wait are reserved."""
+    if databases < 1:
+        raise BudgetError("there must be at least one database to export")
+    share = (task_timeout_seconds - RUN_RESERVE_SECONDS) / databases
+    retries = retries_reserve_seconds(max_attempts, retry_base_seconds)
+    after_retries = share - retries
+    verify = max(MIN_VERIFY_SECONDS, after_retries * VERIFY_SHARE)
+    wait = after_retries - verify
+    if wait < MIN_WAIT_SECONDS:
+        needed = minimum_task_timeout_seconds(databases, max_attempts, retry_base_seconds)
+        raise BudgetError(
+            f"EXPORT_TASK_TIMEOUT_SECONDS (--task-timeout-seconds) = '{task_timeout_seconds:g}' is "
+            f"too short for {databases} database(s); allowed: at least {needed} s with "
+            f"EXPORT_MAX_ATTEMPTS = {max_attempts} and EXPORT_RETRY_BASE_SECONDS = "
+            f"{retry_base_seconds:g} (each database reserves {retries:g} s for its busy-instance "
+            f"retries, {MIN_WAIT_SECONDS:g} s to wait and {MIN_VERIFY_SECONDS:g} s to verify; "
+            f"the run keeps {RUN_RESERVE_SECONDS:g} s for its last lines): raise the task timeout "
+            "(export_timeout_hours), or lower the attempts or the backoff base"
+        )
+    return DatabaseBudget(share, retries, wait, verify)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Monotonic-clock deadlines of one database: each phase must end by its deadline."""
+
+    wait_until: float  # the operation wait (and any start attempt) ends here
+    verify_until: float  # verification ends here: the database's share is used up
+
+
+def database_deadlines(run_started: float, index: int, budget: DatabaseBudget) -> Deadlines:
+    """The database at `index` must be done by the end of its share counted from the run's start:
+    time an earlier database did not use passes on to the later ones, never the other way."""
+    share_ends = run_started + (index + 1) * budget.share_seconds
+    return Deadlines(wait_until=share_ends - budget.verify_seconds, verify_until=share_ends)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,6 +509,15 @@ class Runner(Protocol):
     def __call__(self, argv: Sequence[str], timeout: float) -> CommandResult: ...
 
 
+class Streamer(Protocol):
+    """Runs one command, handing its stdout to `consume` chunk by chunk as it arrives; stops it
+    once `timeout` seconds have passed or `consume` raises (the exception then propagates)."""
+
+    def __call__(
+        self, argv: Sequence[str], consume: Callable[[bytes], None], timeout: float
+    ) -> CommandResult: ...
+
+
 def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
     """Run a command, capturing its output; never raises for a failing or missing program."""
     try:
@@ -328,7 +525,7 @@ def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
             list(argv),
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=max(timeout, 0.001),
             check=False,
             stdin=subprocess.DEVNULL,
         )
@@ -339,38 +536,105 @@ def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
     return CommandResult(completed.returncode, completed.stdout, completed.stderr)
 
 
-class Gcloud:
-    """The four gcloud commands the export needs, with the exact flags each one takes."""
+def stream_command(
+    argv: Sequence[str], consume: Callable[[bytes], None], timeout: float
+) -> CommandResult:
+    """Run a command and feed its stdout to `consume` in chunks: nothing is held in memory but
+    the chunk being read. stderr goes to a temporary file, so a chatty command cannot block."""
+    with tempfile.TemporaryFile() as stderr_file:
+        try:
+            # bufsize=0: each read returns what has arrived (up to a chunk) instead of waiting
+            # for a full chunk, so a refused first chunk stops the read at once.
+            process = subprocess.Popen(
+                list(argv),
+                bufsize=0,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+            )
+        except OSError as error:
+            return CommandResult(127, "", f"could not run {argv[0]}: {error}")
+        # A watchdog, because a read from the pipe blocks while the command stalls.
+        expired = threading.Event()
 
-    def __init__(self, executable: str, project: str, run: Runner = run_command) -> None:
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        watchdog = threading.Timer(max(timeout, 0.0), expire)
+        watchdog.start()
+        try:
+            stdout = process.stdout
+            assert stdout is not None  # stdout=PIPE above
+            while chunk := stdout.read(READ_CHUNK_BYTES):
+                consume(chunk)
+            returncode = process.wait()
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if expired.is_set():
+            return CommandResult(124, "", f"{argv[0]} did not finish within {timeout:g} s", True)
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode("utf-8", errors="replace")
+    return CommandResult(returncode, "", stderr)
+
+
+class Gcloud:
+    """The gcloud commands the export needs, with the exact flags each one takes. Every call
+    takes its timeout from the caller, who knows how much of the budget is left."""
+
+    def __init__(
+        self,
+        executable: str,
+        project: str,
+        run: Runner = run_command,
+        stream: Streamer = stream_command,
+    ) -> None:
         self._executable = executable
         self._project = project
         self._run = run
+        self._stream = stream
 
-    def _call(self, arguments: Sequence[str], timeout: float) -> CommandResult:
+    def _argv(self, arguments: Sequence[str]) -> list[str]:
         # --quiet: never wait for an interactive prompt in a job.
-        return self._run([self._executable, *arguments, "--quiet"], timeout)
+        return [self._executable, *arguments, "--quiet"]
 
-    def describe_object(self, uri: str) -> CommandResult:
+    def describe_object(self, uri: str, timeout: float) -> CommandResult:
         arguments = ["storage", "objects", "describe", uri, f"--project={self._project}"]
-        return self._call([*arguments, "--format=json"], SHORT_CALL_TIMEOUT_SECONDS)
+        return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
-    def start_export(self, instance: str, uri: str, database: str, offload: bool) -> CommandResult:
+    def start_export(
+        self, instance: str, uri: str, database: str, offload: bool, timeout: float
+    ) -> CommandResult:
         arguments = ["sql", "export", "sql", instance, uri, f"--database={database}"]
         arguments.append(f"--project={self._project}")
         if offload:
             arguments.append("--offload")
         arguments += ["--async", "--format=json"]
-        return self._call(arguments, SHORT_CALL_TIMEOUT_SECONDS)
+        return self._run(self._argv(arguments), timeout)
 
-    def wait_for_operation(self, operation: str, timeout_seconds: int) -> CommandResult:
+    def wait_for_operation(
+        self, operation: str, timeout_seconds: int, process_timeout: float
+    ) -> CommandResult:
         arguments = ["sql", "operations", "wait", operation, f"--project={self._project}"]
         arguments += [f"--timeout={timeout_seconds}", "--format=json"]
-        return self._call(arguments, timeout_seconds + WAIT_PROCESS_MARGIN_SECONDS)
+        return self._run(self._argv(arguments), process_timeout)
 
-    def describe_operation(self, operation: str) -> CommandResult:
+    def describe_operation(self, operation: str, timeout: float) -> CommandResult:
         arguments = ["sql", "operations", "describe", operation, f"--project={self._project}"]
-        return self._call([*arguments, "--format=json"], SHORT_CALL_TIMEOUT_SECONDS)
+        return self._run(self._argv([*arguments, "--format=json"]), timeout)
+
+    def stream_object(
+        self, uri: str, consume: Callable[[bytes], None], timeout: float
+    ) -> CommandResult:
+        """The object's bytes as stored, to `consume`: `gcloud storage cat` writes them to
+        stdout (`gcloud storage cat --help`: equivalent to `gcloud storage cp URL -`)."""
+        arguments = ["storage", "cat", uri, f"--project={self._project}"]
+        return self._stream(self._argv(arguments), consume, timeout)
 
 
 def gcloud_error(result: CommandResult) -> str:
@@ -411,25 +675,179 @@ def operation_errors(operation: Mapping[str, Any]) -> str | None:
     return "; ".join(parts) or None
 
 
-def object_size(description: Mapping[str, Any]) -> int | None:
-    """An object's size in bytes: an int in gcloud's standard output, a string in --raw output."""
-    size = description.get("size")
-    if isinstance(size, bool):
-        return None
-    if isinstance(size, int):
-        return size
-    if isinstance(size, str) and size.isdigit():
-        return int(size)
-    return None
+# --------------------------------------------------------------------------------------------
+# Verification: the object is a complete gzip-compressed pg_dump plain-format dump
+# --------------------------------------------------------------------------------------------
+
+
+class ExportFailedError(Exception):
+    """This database was not exported and verified; the message says why and what to do."""
+
+
+class DumpInvalidError(Exception):
+    """The bytes read so far (or in all) are not a complete plain pg_dump in gzip."""
+
+
+@dataclass(frozen=True)
+class VerifiedDump:
+    """What verification proved about one exported object."""
+
+    compressed_bytes: int  # the object's size, as read
+    uncompressed_bytes: int  # the SQL script's size
+    seconds: float  # how long reading and checking took
+
+
+def _preview(data: bytes) -> str:
+    return repr(bytes(data[:40]))
+
+
+class DumpChecker:
+    """Streaming check of a .sql.gz: feed it the object's bytes in order, then call finish().
+    Decompresses as it goes (several gzip members in a row are fine, as in `gzip -d`), keeping
+    only the first and last few hundred bytes of SQL; raises DumpInvalidError as soon as the
+    data cannot be a complete plain-format pg_dump."""
+
+    def __init__(self) -> None:
+        self.compressed_bytes = 0
+        self.uncompressed_bytes = 0
+        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing only, CRC checked
+        self._head = bytearray()
+        self._tail = b""
+        self._header_checked = False
+        self._restrict_key: bytes | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.compressed_bytes == 0:
+            self._check_gzip_magic(chunk)
+        self.compressed_bytes += len(chunk)
+        self._inflate(chunk)
+
+    @staticmethod
+    def _check_gzip_magic(first: bytes) -> None:
+        if GZIP_MAGIC.startswith(first[: len(GZIP_MAGIC)]):
+            return
+        if first.startswith(CUSTOM_FORMAT_MAGIC):
+            kind = "a pg_dump custom-format archive (PGDMP), not a gzip plain SQL dump"
+        elif first.startswith(b"--"):
+            kind = "uncompressed SQL, not gzip data"
+        else:
+            kind = "not gzip data"
+        raise DumpInvalidError(f"the object is {kind}: it starts with {_preview(first)}")
+
+    def _inflate(self, data: bytes) -> None:
+        while data:
+            try:
+                output = self._inflater.decompress(data, INFLATE_STEP_BYTES)
+            except zlib.error as error:
+                raise DumpInvalidError(
+                    f"the object is not valid gzip data after {self.compressed_bytes} compressed "
+                    f"bytes: {error}"
+                ) from None
+            self._take(output)
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                # One gzip member ended; what follows must be another member.
+                data = self._inflater.unused_data + data
+                if not data:
+                    return
+                if not data.startswith(GZIP_MAGIC[: len(data)]):
+                    raise DumpInvalidError(
+                        f"the object has data after the end of its gzip stream: {_preview(data)}"
+                    )
+                self._inflater = zlib.decompressobj(wbits=31)
+
+    def _take(self, output: bytes) -> None:
+        if not output:
+            return
+        self.uncompressed_bytes += len(output)
+        if not self._header_checked:
+            self._head += output[: HEAD_BYTES - len(self._head)]
+            if len(self._head) >= HEAD_BYTES:
+                self._check_header()
+        self._tail = (self._tail + output[-TAIL_BYTES:])[-TAIL_BYTES:]
+
+    def _check_header(self) -> None:
+        self._header_checked = True
+        head = bytes(self._head)
+        match = DUMP_HEADER.match(head)
+        if match is not None:
+            self._restrict_key = match["key"]
+            return
+        if head.startswith(CUSTOM_FORMAT_MAGIC):
+            raise DumpInvalidError(
+                "the object holds a pg_dump custom-format archive (PGDMP), not a plain SQL dump"
+            )
+        raise DumpInvalidError(
+            "the SQL does not start with pg_dump's plain-format header "
+            f"'-- PostgreSQL database dump'; it starts with {_preview(head)}"
+        )
+
+    def finish(self, seconds: float) -> VerifiedDump:
+        """After the last byte: the gzip stream ended properly and the dump is complete."""
+        if self.compressed_bytes == 0:
+            raise DumpInvalidError("the object is empty (0 bytes)")
+        if not self._inflater.eof:
+            raise DumpInvalidError(
+                f"the gzip data ends early, after {self.compressed_bytes} compressed bytes: "
+                "the object is truncated"
+            )
+        if not self._header_checked:
+            self._check_header()
+        complete = DUMP_COMPLETE.search(self._tail)
+        if complete is None:
+            raise DumpInvalidError(
+                "the dump does not end with pg_dump's completion line "
+                f"'-- PostgreSQL database dump complete': it was cut short "
+                f"(it ends with {self._tail[-60:]!r})"
+            )
+        if complete["key"] != self._restrict_key:
+            raise DumpInvalidError(
+                "the dump's closing \\unrestrict key does not match the \\restrict key after its "
+                "header: it is not one complete pg_dump script"
+            )
+        return VerifiedDump(self.compressed_bytes, self.uncompressed_bytes, round(seconds, 3))
+
+
+def verify_export(
+    gcloud: Gcloud, uri: str, until: float, monotonic: Callable[[], float]
+) -> VerifiedDump:
+    """Read the whole object once and prove it is a complete gzip plain pg_dump; raise
+    ExportFailedError (with the reason) when it is not, or when it cannot be read in time.
+    The export itself is left in place either way: an unverified backup beats none."""
+    started = monotonic()
+    checker = DumpChecker()
+    try:
+        result = gcloud.stream_object(uri, checker.feed, until - started)
+    except DumpInvalidError as invalid:
+        raise ExportFailedError(f"verification of {uri} failed: {invalid}") from None
+    if result.timed_out:
+        raise ExportFailedError(
+            f"verification of {uri} did not finish within the {until - started:.0f} s left in "
+            f"this database's budget (read {checker.compressed_bytes} bytes so far); the object "
+            "is kept but unverified"
+        )
+    if result.returncode != 0:
+        message = gcloud_error(result)
+        if _OBJECT_NOT_FOUND.search(message):
+            raise ExportFailedError(f"export reported success but no object was written at {uri}")
+        hint = ""
+        if _PERMISSION_DENIED.search(message):
+            hint = "; the caller needs storage.objects.get on the bucket (see ops/export/README.md)"
+        raise ExportFailedError(
+            f"could not verify {uri}: reading it failed: {message}{hint}; the object is kept but "
+            "unverified"
+        )
+    try:
+        return checker.finish(monotonic() - started)
+    except DumpInvalidError as invalid:
+        raise ExportFailedError(f"verification of {uri} failed: {invalid}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # One database
 # --------------------------------------------------------------------------------------------
-
-
-class ExportFailedError(Exception):
-    """This database was not exported; the message tells an operator why and what to do."""
 
 
 @dataclass
@@ -440,7 +858,9 @@ class DatabaseRun:
     uri: str
     attempts: int = 0
     operation: str | None = None
-    size: int | None = None
+    verified: VerifiedDump | None = None
+    # Why the name could not be checked before exporting (the export went ahead regardless).
+    name_check_skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -465,11 +885,6 @@ def object_uri(settings: Settings, database: str, now: datetime) -> str:
     return f"gs://{settings.bucket}/cloudsql/{settings.instance}/{database}/{stamp}.sql.gz"
 
 
-def backoff_seconds(base: float, failed_attempts: int) -> float:
-    """Delay before the next attempt: base, 2*base, 4*base, ... capped at 600 s."""
-    return float(min(base * (2 ** (failed_attempts - 1)), BACKOFF_CAP_SECONDS))
-
-
 def _permission_hint(settings: Settings) -> str:
     return (
         f"the caller needs cloudsql.instances.export and cloudsql.instances.get on project "
@@ -478,20 +893,28 @@ def _permission_hint(settings: Settings) -> str:
     )
 
 
-def ensure_object_absent(settings: Settings, gcloud: Gcloud, uri: str) -> None:
-    """Refuse to reuse an object name: an export must never replace an earlier one."""
-    result = gcloud.describe_object(uri)
+def _call_timeout(until: float, monotonic: Callable[[], float]) -> float:
+    """A short call's timeout: its usual bound, or less when the budget is nearly used up."""
+    return max(0.0, min(GCLOUD_CALL_SECONDS, until - monotonic()))
+
+
+def check_name_free(settings: Settings, gcloud: Gcloud, run: DatabaseRun, timeout: float) -> None:
+    """Refuse to reuse an object name: an export must never replace an earlier one. When the
+    name cannot be checked (e.g. 403 on the object's metadata), note why and export anyway:
+    Cloud SQL itself fails an export whose object exists (ExportContext.uri: "If the file
+    already exists, the request succeeds, but the operation fails",
+    https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/operations), and
+    verification then decides whether the database succeeded."""
+    result = gcloud.describe_object(run.uri, timeout)
     if result.returncode == 0:
-        raise ExportFailedError(f"{uri} already exists; refusing to overwrite an existing export")
+        raise ExportFailedError(
+            f"{run.uri} already exists; refusing to overwrite an existing export"
+        )
     message = gcloud_error(result)
     if _OBJECT_NOT_FOUND.search(message):
         return
-    if _PERMISSION_DENIED.search(message):
-        raise ExportFailedError(
-            f"cannot read object metadata in gs://{settings.bucket}: {message}; the caller "
-            "needs storage.objects.get on the bucket (see ops/export/README.md)"
-        )
-    raise ExportFailedError(f"could not check whether {uri} already exists: {message}")
+    run.name_check_skipped = f"could not check whether {run.uri} already exists: {message}"
+    progress(f"{run.database}: {run.name_check_skipped}; exporting anyway")
 
 
 def explain(settings: Settings, database: str, message: str) -> str | None:
@@ -512,29 +935,40 @@ def _start_failure(settings: Settings, database: str, message: str) -> ExportFai
 
 
 def start_export(
-    settings: Settings,
-    gcloud: Gcloud,
-    run: DatabaseRun,
-    sleep: Callable[[float], None],
+    settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock, until: float
 ) -> str:
-    """Start the export and return its operation name, retrying only while the instance is busy."""
+    """Start the export and return its operation name, retrying only while the instance is busy
+    and only while another attempt still fits before `until`."""
     last_busy_message = ""
     for attempt in range(1, settings.max_attempts + 1):
         run.attempts = attempt
-        result = gcloud.start_export(settings.instance, run.uri, run.database, settings.offload)
+        result = gcloud.start_export(
+            settings.instance,
+            run.uri,
+            run.database,
+            settings.offload,
+            _call_timeout(until, clock.monotonic),
+        )
         if result.returncode == 0:
             return _operation_name(result)
         message = gcloud_error(result)
         if not _INSTANCE_BUSY.search(message) or result.timed_out:
             raise _start_failure(settings, run.database, message)
         last_busy_message = message
-        if attempt < settings.max_attempts:
-            delay = backoff_seconds(settings.retry_base_seconds, attempt)
-            progress(
-                f"{run.database}: instance {settings.instance} is busy with another operation; "
-                f"attempt {attempt}/{settings.max_attempts} failed, retrying in {delay:g} s"
+        if attempt == settings.max_attempts:
+            break
+        delay = backoff_seconds(settings.retry_base_seconds, attempt)
+        if clock.monotonic() + delay + GCLOUD_CALL_SECONDS > until:
+            raise ExportFailedError(
+                f"instance {settings.instance} was busy with another operation on {attempt} "
+                f"attempt(s), and another attempt no longer fits in this database's time "
+                f"budget: {message}"
             )
-            sleep(delay)
+        progress(
+            f"{run.database}: instance {settings.instance} is busy with another operation; "
+            f"attempt {attempt}/{settings.max_attempts} failed, retrying in {delay:g} s"
+        )
+        clock.sleep(delay)
     raise ExportFailedError(
         f"instance {settings.instance} was busy with another operation on all "
         f"{settings.max_attempts} attempts: {last_busy_message}"
@@ -576,12 +1010,21 @@ def _check_finished(
         raise ExportFailedError(f"export operation {name} ended in status {status!r}, not DONE")
 
 
-def _timed_out(settings: Settings, operation: str) -> ExportFailedError:
+def _timed_out(settings: Settings, operation: str, waited: float) -> ExportFailedError:
     return ExportFailedError(
-        f"export operation {operation} did not finish within "
-        f"{settings.operation_timeout_seconds} s; it may still be running: inspect it with "
+        f"export operation {operation} did not finish within the {waited:.0f} s this database's "
+        f"time budget leaves for waiting; it may still be running: inspect it with "
         f"`gcloud sql operations describe {operation} --project {settings.project}`"
     )
+
+
+def wait_deadline(settings: Settings, deadlines: Deadlines, now: float) -> float:
+    """When waiting for the export must stop: the budget's limit, or the optional tighter cap
+    (then gcloud's own --timeout is the cap, and its process gets the usual margin on top)."""
+    if settings.operation_timeout_seconds is None:
+        return deadlines.wait_until
+    capped = now + settings.operation_timeout_seconds + WAIT_PROCESS_MARGIN_SECONDS
+    return min(deadlines.wait_until, capped)
 
 
 def wait_for_export(
@@ -590,15 +1033,18 @@ def wait_for_export(
     database: str,
     operation: str,
     monotonic: Callable[[], float],
+    until: float,
 ) -> None:
     """Wait until the operation is DONE; fail with Google's message if it ended with an error."""
-    deadline = monotonic() + settings.operation_timeout_seconds
+    started = monotonic()
     interrupted_waits = 0
     while True:
-        remaining = math.ceil(deadline - monotonic())
-        if remaining < 1:
-            raise _timed_out(settings, operation)
-        result = gcloud.wait_for_operation(operation, remaining)
+        remaining = until - monotonic()
+        # Whole seconds for gcloud; rounding may take half a second of the margin, never more.
+        gcloud_timeout = round(remaining - WAIT_PROCESS_MARGIN_SECONDS)
+        if gcloud_timeout < 1:
+            raise _timed_out(settings, operation, until - started)
+        result = gcloud.wait_for_operation(operation, gcloud_timeout, remaining)
         if result.returncode == 0:
             try:
                 final = _final_operation(result, operation)
@@ -610,10 +1056,11 @@ def wait_for_export(
             return
         message = gcloud_error(result)
         if result.timed_out or _WAIT_TIMED_OUT.search(message):
-            raise _timed_out(settings, operation)
+            raise _timed_out(settings, operation, until - started)
         # `operations wait` also gives up on the first HTTP error it meets while polling, even
         # though the export runs on: the operation itself says whether it is finished.
-        if _finished_after_failed_wait(settings, gcloud, database, operation, message):
+        timeout = _call_timeout(until, monotonic)
+        if _finished_after_failed_wait(settings, gcloud, database, operation, message, timeout):
             return
         interrupted_waits += 1
         if interrupted_waits > MAX_INTERRUPTED_WAITS:
@@ -628,10 +1075,15 @@ def wait_for_export(
 
 
 def _finished_after_failed_wait(
-    settings: Settings, gcloud: Gcloud, database: str, operation: str, wait_message: str
+    settings: Settings,
+    gcloud: Gcloud,
+    database: str,
+    operation: str,
+    wait_message: str,
+    timeout: float,
 ) -> bool:
     """True if the operation is DONE and succeeded, False if it is still running; else raises."""
-    described = gcloud.describe_operation(operation)
+    described = gcloud.describe_operation(operation, timeout)
     if described.returncode != 0:
         raise ExportFailedError(f"waiting for export operation {operation} failed: {wait_message}")
     try:
@@ -646,33 +1098,18 @@ def _finished_after_failed_wait(
     return False
 
 
-def verify_object(settings: Settings, gcloud: Gcloud, uri: str) -> int:
-    """The exported object's size; fail unless it exists and is not empty."""
-    result = gcloud.describe_object(uri)
-    if result.returncode != 0:
-        message = gcloud_error(result)
-        if _OBJECT_NOT_FOUND.search(message):
-            raise ExportFailedError(f"export reported success but no object was written at {uri}")
-        raise ExportFailedError(f"could not check the exported object {uri}: {message}")
-    try:
-        description = parse_json_output(result)
-    except ValueError as error:
-        raise ExportFailedError(f"could not read the metadata of {uri}: {error}") from None
-    size = object_size(description) if isinstance(description, dict) else None
-    if size is None:
-        raise ExportFailedError(f"could not read the size of {uri} from gcloud's output")
-    if size <= 0:
-        raise ExportFailedError(f"export reported success but {uri} is empty (0 bytes)")
-    return size
-
-
-def export_database(settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock) -> None:
-    """Export one database into run.uri, recording progress in `run`; raises ExportFailedError."""
-    ensure_object_absent(settings, gcloud, run.uri)
-    run.operation = start_export(settings, gcloud, run, clock.sleep)
+def export_database(
+    settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock, deadlines: Deadlines
+) -> None:
+    """Export one database into run.uri and verify it, recording progress in `run`; raises
+    ExportFailedError. Each step ends by its deadline, so the failure is always logged in time."""
+    check_name_free(settings, gcloud, run, _call_timeout(deadlines.wait_until, clock.monotonic))
+    run.operation = start_export(settings, gcloud, run, clock, deadlines.wait_until)
     progress(f"{run.database}: export operation {run.operation} started, waiting for it")
-    wait_for_export(settings, gcloud, run.database, run.operation, clock.monotonic)
-    run.size = verify_object(settings, gcloud, run.uri)
+    until = wait_deadline(settings, deadlines, clock.monotonic())
+    wait_for_export(settings, gcloud, run.database, run.operation, clock.monotonic, until)
+    progress(f"{run.database}: export finished, verifying {run.uri}")
+    run.verified = verify_export(gcloud, run.uri, deadlines.verify_until, clock.monotonic)
 
 
 # --------------------------------------------------------------------------------------------
@@ -695,9 +1132,13 @@ def database_record(
     settings: Settings, run: DatabaseRun, error: str | None, duration_s: float
 ) -> dict[str, object]:
     """The per-database log line (field names are a contract: see ops/export/README.md)."""
-    if error is None:
-        message = f"Exported database {run.database} of {settings.instance} to {run.uri}"
-        message += f" ({run.size} bytes)"
+    verified = run.verified if error is None else None
+    if verified is not None:
+        message = (
+            f"Exported database {run.database} of {settings.instance} to {run.uri} "
+            f"({verified.compressed_bytes} bytes, verified: a complete pg_dump of "
+            f"{verified.uncompressed_bytes} bytes)"
+        )
     else:
         message = f"Export of database {run.database} of {settings.instance} failed: {error}"
     return {
@@ -709,7 +1150,9 @@ def database_record(
         "instance": settings.instance,
         "database": run.database,
         "object": run.uri,
-        "bytes": run.size if error is None else None,
+        "bytes": verified.compressed_bytes if verified else None,
+        "uncompressed_bytes": verified.uncompressed_bytes if verified else None,
+        "verify_duration_s": verified.seconds if verified else None,
         "duration_s": round(duration_s, 3),
         "attempts": run.attempts,
         "error": error,
@@ -766,19 +1209,22 @@ class RunTally:
         emit(database_record(settings, run, error, duration_s))
         if error is None:
             self.succeeded.append(run.database)
-            progress(f"{run.database}: done, {run.size} bytes")
+            size = run.verified.compressed_bytes if run.verified else None
+            progress(f"{run.database}: done, {size} bytes, verified")
         else:
             self.failed.append(run.database)
             progress(f"{run.database}: FAILED: {error}")
 
 
 def _export_or_explain(
-    settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock
+    settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock, deadlines: Deadlines
 ) -> str | None:
-    """None when the database was exported, otherwise why it was not."""
+    """None when the database was exported and verified, otherwise why it was not."""
     try:
-        export_database(settings, gcloud, run, clock)
+        export_database(settings, gcloud, run, clock, deadlines)
     except ExportFailedError as failure:
+        if run.name_check_skipped:
+            return f"{failure} (before exporting: {run.name_check_skipped})"
         return str(failure)
     return None
 
@@ -786,13 +1232,18 @@ def _export_or_explain(
 def export_all(settings: Settings, gcloud: Gcloud, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Export every database in order, logging each; True if all of them succeeded."""
     run_started = clock.monotonic()
+    budget = settings.budget
     tally = RunTally()
     for index, database in enumerate(settings.databases):
         run = DatabaseRun(database, object_uri(settings, database, clock.now()))
         started = clock.monotonic()
-        progress(f"{database}: exporting to {run.uri}")
+        deadlines = database_deadlines(run_started, index, budget)
+        progress(
+            f"{database}: exporting to {run.uri} (must be verified within "
+            f"{deadlines.verify_until - started:.0f} s)"
+        )
         try:
-            error = _export_or_explain(settings, gcloud, run, clock)
+            error = _export_or_explain(settings, gcloud, run, clock, deadlines)
         except Terminated as stop:
             # Log what we know so that the alerting sees this run fail, then stop.
             error = f"the run was stopped by {stop} during this export"

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.export import dumps
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "ops" / "export" / "cloudsql_export.py"
 FAKE_GCLOUD_SOURCE = Path(__file__).with_name("fake_gcloud.py")
@@ -25,7 +27,6 @@ PROJECT = "acme-prod"
 INSTANCE = "main-pg"
 BUCKET = "acme-prod-db-backups"
 ACCOUNT = "export-job@acme-prod.iam.gserviceaccount.com"
-EXPORT_SIZE = 48_213
 # The interpreter that runs the export script. The job's image brings its own python3, and the
 # script promises 3.9+: `EXPORT_TEST_PYTHON=/path/to/python3.9 pytest tests/export` checks that.
 SCRIPT_PYTHON = os.environ.get("EXPORT_TEST_PYTHON", sys.executable)
@@ -85,18 +86,23 @@ class FakeGcloud:
     instance = INSTANCE
     bucket = BUCKET
     account = ACCOUNT
-    export_size = EXPORT_SIZE
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.state_path = directory / "gcloud-state.json"
         self.executable = install_executable(directory / "gcloud", FAKE_GCLOUD_SOURCE.read_text())
+        self.default_dump = dumps.good_export()
+        default_dump_file = directory / "default-export.sql.gz"
+        default_dump_file.write_bytes(self.default_dump)
         self.write_state(
             {
                 "project": PROJECT,
                 "account": ACCOUNT,
                 "bucket": BUCKET,
-                "export_size": EXPORT_SIZE,
+                "default_dump_file": str(default_dump_file),
+                "dump_files": {},
+                "read_stalls_after_bytes": None,
+                "stalled_readers": [],
                 "caller_can_read_bucket": True,
                 "instances": {
                     INSTANCE: {
@@ -136,10 +142,28 @@ class FakeGcloud:
         state["instances"][INSTANCE]["outcomes"][database] = outcome
         self.write_state(state)
 
-    def put_object(self, name: str, size: int, generation: int = 1) -> None:
+    def export_writes(self, database: str, content: bytes) -> None:
+        """What Cloud SQL will write when it exports `database` (default: a good export)."""
+        path = self.directory / f"export-of-{database}.bin"
+        path.write_bytes(content)
         state = self.state
-        state["objects"][name] = {"size": size, "generation": generation, "created": "x"}
+        state["dump_files"][database] = str(path)
         self.write_state(state)
+
+    def put_object(self, name: str, content: bytes, generation: int = 1) -> None:
+        contents = self.directory / "bucket-contents"
+        contents.mkdir(exist_ok=True)
+        (contents / f"{generation}.bin").write_bytes(content)
+        state = self.state
+        entry = {"size": len(content), "generation": generation, "created": "x"}
+        state["objects"][name] = entry
+        self.write_state(state)
+
+    def object_bytes(self, uri: str) -> bytes:
+        """The stored bytes of the object at `uri` in the fake bucket."""
+        name = uri.removeprefix(f"gs://{BUCKET}/")
+        generation = self.state["objects"][name]["generation"]
+        return (self.directory / "bucket-contents" / f"{generation}.bin").read_bytes()
 
     def calls(self, *command: str) -> list[list[str]]:
         """The argv of every call whose leading words are `command`, in order."""
@@ -163,7 +187,6 @@ class FakeGcloud:
             "EXPORT_BUCKET": BUCKET,
             "EXPORT_DATABASES": "app,audit",
             "EXPORT_RETRY_BASE_SECONDS": "0.01",
-            "EXPORT_OPERATION_TIMEOUT_SECONDS": "60",
             "EXPORT_GCLOUD": str(self.executable),
         }
         env.update(settings)
@@ -246,7 +269,6 @@ class FakePulumi:
             FAKE_PULUMI_CALLS=str(self.calls_path),
             EXPORT_GCLOUD=str(gcloud.executable),
             EXPORT_RETRY_BASE_SECONDS="0.01",
-            EXPORT_OPERATION_TIMEOUT_SECONDS="60",
         )
         return env
 

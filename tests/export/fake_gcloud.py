@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A fake `gcloud` for the export tests, kept as honest as the real one where the script cares.
 
-It answers the four commands the export script runs (`sql export sql`, `sql operations wait`,
-`sql operations describe`, `storage objects describe`) over a JSON state file named by
-$FAKE_GCLOUD_STATE that holds the project, the instance, the bucket's objects, the operations
-and a log of every argv it was called with. Like gcloud it rejects unknown flags (exit 2),
+It answers the five commands the export script runs (`sql export sql`, `sql operations wait`,
+`sql operations describe`, `storage objects describe`, `storage cat`) over a JSON state file
+named by $FAKE_GCLOUD_STATE that holds the project, the instance, the bucket's objects (their
+bytes live in files next to the state), the operations and a log of every argv it was called
+with. Like gcloud it rejects unknown flags (exit 2),
 prints JSON for --format=json, and fails with exit 1 and gcloud's own error wording:
 
 - busy instance: "HTTPError 409: Operation failed because another operation was already in
@@ -14,16 +15,25 @@ prints JSON for --format=json, and fails with exit 1 and gcloud's own error word
 - `operations wait` on a failed operation: "[CODE] message" from the operation's error.errors[0]
   (googlecloudsdk/api_lib/sql/operations.py), on a slow one, after --timeout seconds:
   "Operation <selfLink> is taking longer than expected. ...";
-- `storage objects describe` of a missing object: "gs://BUCKET/OBJECT not found: 404.".
+- `storage objects describe` of a missing object: "gs://BUCKET/OBJECT not found: 404."
+  (googlecloudsdk/api_lib/storage/errors.py); `storage cat` of one: "The following URLs matched
+  no objects or files:" and the URL (googlecloudsdk/command_lib/storage/name_expansion.py);
+- reading an object without storage.objects.get (describe and cat alike): "HTTPError 403:
+  ACCOUNT does not have storage.objects.get access to the Google Cloud Storage object.
+  Permission 'storage.objects.get' denied on resource (or it may not exist)." (Cloud Storage's
+  own 403 text, which gcloud prints after "HTTPError 403: ").
 
 What an export does is set per database in the state (instances.<name>.outcomes):
-"ok" (writes a non-empty object), "operation_error" (DONE with state.operation_error),
-"no_object" (DONE, nothing written), "empty_object" (DONE, 0 bytes), "hang" (never finishes),
+"ok" (writes the object: the bytes of the file dump_files.<database>, else default_dump_file,
+as Cloud SQL would have written them), "operation_error" (DONE with state.operation_error),
+"no_object" (DONE, nothing written), "hang" (never finishes),
 "wait_breaks_off" (the first wait fails with HTTP 503 while the export still runs) and
 "wait_breaks_off_after_done" (the same, but the export has already finished). A database the
 instance does not have fails like pg_dump would ('database "X" does not exist'; that wording is
 pg_dump's, the exact text Cloud SQL wraps around it is not documented). instances.<name>.
 busy_responses answers 409 that many times; caller_can_export=false answers 403.
+read_stalls_after_bytes=N makes `storage cat` stop after N bytes and hang (its pid is appended
+to stalled_readers), as a download does when the network stalls.
 
 Real flags this fake does not simulate (e.g. --parallel, --raw) make it exit 3 so a test notices.
 The tests copy this file into a temporary directory under the name `gcloud`.
@@ -96,6 +106,21 @@ COMMANDS: dict[tuple[str, ...], CommandSpec] = {
     ),
     ("sql", "operations", "wait"): CommandSpec(1, None, {"--timeout": True}),
     ("sql", "operations", "describe"): CommandSpec(1, 1, {}),
+    ("storage", "cat"): CommandSpec(
+        1,
+        None,
+        {
+            "--display-url": False,
+            "-d": False,
+            "--range": True,
+            "-r": True,
+            "--additional-headers": True,
+            "--decryption-keys": True,
+        },
+        frozenset(
+            {"--display-url", "-d", "--range", "-r", "--additional-headers", "--decryption-keys"}
+        ),
+    ),
     ("storage", "objects", "describe"): CommandSpec(
         1,
         1,
@@ -144,13 +169,14 @@ class Invocation:
 
 
 def parse(argv: list[str]) -> Invocation:
-    command = tuple(argv[:3])
+    depth = 2 if tuple(argv[:2]) == ("storage", "cat") else 3
+    command = tuple(argv[:depth])
     spec = COMMANDS.get(command)
     if spec is None:
         raise GcloudError(NOT_SIMULATED_EXIT, f"fake gcloud does not simulate {' '.join(argv)}")
     known = {**GLOBAL_FLAGS, **spec.flags}
     invocation = Invocation(command, [], {})
-    rest = argv[3:]
+    rest = argv[depth:]
     while rest:
         token = rest.pop(0)
         if not token.startswith("-"):
@@ -197,6 +223,7 @@ class FakeCloud:
             ("sql", "operations", "wait"): self.wait,
             ("sql", "operations", "describe"): self.describe_operation,
             ("storage", "objects", "describe"): self.describe_object,
+            ("storage", "cat"): self.cat,
         }
         handlers[invocation.command](invocation)
 
@@ -334,11 +361,12 @@ class FakeCloud:
         operation["endTime"] = now_rfc3339()
         if outcome in ("ok", "wait_breaks_off", "wait_breaks_off_after_done"):
             if self.object(uri) is not None:
+                # ExportContext.uri: "If the file already exists, the request succeeds, but the
+                # operation fails." (the exact error text is not documented)
                 self.fail_operation(operation, "ERROR_RDBMS", f"{uri} already exists.")
                 return
-            self.write_object(uri, self.state["export_size"])
-        elif outcome == "empty_object":
-            self.write_object(uri, 0)
+            dump = self.state["dump_files"].get(database, self.state["default_dump_file"])
+            self.write_object(uri, Path(dump).read_bytes())
         elif outcome == "missing_database":
             self.fail_operation(
                 operation,
@@ -365,8 +393,7 @@ class FakeCloud:
 
     # --- Cloud Storage ---------------------------------------------------------------------
 
-    def describe_object(self, invocation: Invocation) -> None:
-        url = invocation.positionals[0]
+    def check_can_read(self, invocation: Invocation) -> None:
         if not self.state.get("caller_can_read_bucket", True):
             account = self.state["account"]
             raise invocation.fail(
@@ -374,6 +401,38 @@ class FakeCloud:
                 "Google Cloud Storage object. Permission 'storage.objects.get' denied on "
                 "resource (or it may not exist)."
             )
+
+    def cat(self, invocation: Invocation) -> None:
+        """The objects' bytes as stored, one after the other, streamed to stdout."""
+        self.check_can_read(invocation)
+        found = [(url, self.object(url)) for url in invocation.positionals]
+        missing = [url for url, entry in found if entry is None]
+        if missing:
+            raise invocation.fail(
+                "The following URLs matched no objects or files:\n" + "\n".join(missing)
+            )
+        stall_after = self.state.get("read_stalls_after_bytes")
+        sent = 0
+        for _, entry in found:
+            assert entry is not None
+            with self.content_path(entry).open("rb") as content:
+                while chunk := content.read(1 << 16 if stall_after is None else stall_after):
+                    sys.stdout.buffer.write(chunk)
+                    sent += len(chunk)
+                    if stall_after is not None and sent >= stall_after:
+                        self.stall()
+        sys.stdout.buffer.flush()
+
+    def stall(self) -> None:
+        """A download that stops making progress (network trouble): gcloud just waits."""
+        sys.stdout.buffer.flush()
+        self.state["stalled_readers"].append(os.getpid())
+        save_state(self.state)
+        time.sleep(3600)
+
+    def describe_object(self, invocation: Invocation) -> None:
+        url = invocation.positionals[0]
+        self.check_can_read(invocation)
         found = self.object(url)
         if found is None:
             raise invocation.fail(f"{url} not found: 404.")
@@ -402,15 +461,24 @@ class FakeCloud:
         found: dict[str, Any] | None = self.state["objects"].get(name)
         return found
 
-    def write_object(self, uri: str, size: int) -> None:
+    def write_object(self, uri: str, content: bytes) -> None:
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         if bucket != self.state["bucket"]:
             raise GcloudError(NOT_SIMULATED_EXIT, f"the fake has no bucket {bucket}")
-        self.state["objects"][name] = {
-            "size": size,
+        entry = {
+            "size": len(content),
             "generation": time.time_ns() // 1000,
             "created": now_rfc3339(),
         }
+        self.content_path(entry).write_bytes(content)
+        self.state["objects"][name] = entry
+
+    @staticmethod
+    def content_path(entry: dict[str, Any]) -> Path:
+        """Where an object version's bytes are kept: next to the state, by generation."""
+        folder = state_path().parent / "bucket-contents"
+        folder.mkdir(exist_ok=True)
+        return folder / f"{entry['generation']}.bin"
 
 
 def parse_timeout(invocation: Invocation) -> int | None:

@@ -55,6 +55,13 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
         ),
         (["sql", "operations", "wait", "op-1", "--project=acme-prod", "--timeout=-1"], 2, "-1"),
         (["storage", "objects", "describe", URI, "--format=json"], 1, f"{URI} not found: 404."),
+        (
+            ["storage", "cat", URI],
+            1,
+            f"ERROR: (gcloud.storage.cat) The following URLs matched no objects or files:\n{URI}",
+        ),
+        (["storage", "cat", URI, "--range=0-9"], 3, "does not simulate --range"),
+        (["storage", "cat", "--quiet"], 2, "required positional argument"),
     ],
 )
 def test_the_fake_refuses_what_gcloud_refuses(
@@ -95,4 +102,14 @@ def test_the_fake_exports_like_cloud_sql(gcloud: FakeGcloud) -> None:
 
     described = call(gcloud, "storage", "objects", "describe", URI, "--format=json")
     assert described.returncode == 0, described.stderr
-    assert json.loads(described.stdout)["size"] == gcloud.export_size
+    assert json.loads(described.stdout)["size"] == len(gcloud.default_dump)
+
+    read = subprocess.run(
+        [str(gcloud.executable), "storage", "cat", URI, "--project=acme-prod", "--quiet"],
+        env=gcloud.base_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == gcloud.default_dump, "cat streams the bytes Cloud SQL wrote"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
+from ops.export import cloudsql_export
 from tests.infra.stack_files import setting
 from tools.stack_render import (
     _SECRET_SIG,
@@ -158,10 +160,19 @@ def test_environment_tells_the_script_what_to_export(stack: RenderedStack) -> No
         "EXPORT_BUCKET": setting(name, "backup_bucket_name"),
         "EXPORT_DATABASES": ",".join(setting(name, "export_databases")),
         "EXPORT_OFFLOAD": "false",
-        # Ten minutes less than the task timeout, so the script logs a timeout itself.
-        "EXPORT_OPERATION_TIMEOUT_SECONDS": str(hours * 3600 - 600),
+        # The task timeout itself: the script budgets its retries, wait and verification in it.
+        "EXPORT_TASK_TIMEOUT_SECONDS": str(hours * 3600),
     }
     assert len(envs) == 6
+
+
+def test_the_script_accepts_the_environment_the_job_sets(stack: RenderedStack) -> None:
+    """The job's settings fit the script's time budget: it would otherwise exit 2 every day."""
+    env = {env["name"]: env["value"] for env in container(stack)["envs"]}
+    settings = cloudsql_export.parse_settings([], {**env, "EXPORT_GCLOUD": sys.executable})
+    timeout = cloud_run_job(stack).inputs["template"]["template"]["timeout"]
+    assert settings.task_timeout_seconds == int(timeout.removesuffix("s"))
+    assert settings.budget.wait_seconds > 0
 
 
 def test_no_environment_variable_carries_a_secret(stack: RenderedStack) -> None:
