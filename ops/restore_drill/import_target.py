@@ -132,5 +132,7 @@ def membership_problems(
         if not can_set:
             problems.append(f"{import_user!r} cannot SET ROLE {role!r} (ALTER ... OWNER TO fails)")
         if not can_use:
-            problems.append(f"{import_user!r} does not inherit {role!r} (GRANTs on its objects fail)")
+            problems.append(
+                f"{import_user!r} does not inherit {role!r} (GRANTs on its objects fail)"
+            )
     return problems

@@ -72,7 +72,10 @@ def replay(pg_tools: PgTools, conninfo: str, dump: Path) -> None:
 
 
 def test_an_unprepared_createrole_user_cannot_import_the_export(
-    servers: Servers, export_dump: Path, pg_tools: PgTools, import_user: Callable[..., tuple[str, str]]
+    servers: Servers,
+    export_dump: Path,
+    pg_tools: PgTools,
+    import_user: Callable[..., tuple[str, str]],
 ) -> None:
     user, conninfo = import_user("import_unprepared")
     with psycopg.connect(conninfo) as conn:
@@ -92,7 +95,10 @@ def test_an_unprepared_createrole_user_cannot_import_the_export(
 
 
 def test_the_prepared_import_user_imports_the_export_cleanly(
-    servers: Servers, export_dump: Path, pg_tools: PgTools, import_user: Callable[..., tuple[str, str]]
+    servers: Servers,
+    export_dump: Path,
+    pg_tools: PgTools,
+    import_user: Callable[..., tuple[str, str]],
 ) -> None:
     user, conninfo = import_user("import_prepared")
     # Run once by a role with ADMIN OPTION on the app roles (their creator).
@@ -129,7 +135,9 @@ def test_a_missing_role_or_import_user_is_named(
         assert missing_grants(conn, "nobody_here", ["app_owner"]) == [
             "import user 'nobody_here' does not exist"
         ]
-        assert missing_grants(conn, user, ["no_such_role"]) == ["role 'no_such_role' does not exist"]
+        assert missing_grants(conn, user, ["no_such_role"]) == [
+            "role 'no_such_role' does not exist"
+        ]
 
 
 def test_the_import_user_that_creates_the_roles_prepares_itself(
@@ -145,7 +153,9 @@ def test_the_import_user_that_creates_the_roles_prepares_itself(
         conn.execute("CREATE TABLE t (id int)")
         conn.execute("ALTER TABLE t OWNER TO dr_owner_role")
         conn.execute("GRANT SELECT ON t TO dr_user_role")
-        owners_ok = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 't'").fetchone()
+        owners_ok = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+        ).fetchone()
         assert owners_ok == ("dr_owner_role",)
         conn.execute("DROP TABLE t")
         conn.execute("REVOKE ALL ON SCHEMA public FROM dr_owner_role")
