@@ -84,14 +84,14 @@ def backup_bucket() -> FakeBackupStore:
     )
 
 
-def production(**settings: bool) -> FakeInstance:
+def production() -> FakeInstance:
     """Production as the stack makes it: protected, keeping its backups when deleted."""
-    defaults = {
-        "deletion_protection": True,
-        "retain_backups_on_delete": True,
-        "final_backup_enabled": True,
-    }
-    return FakeInstance("prod-pg", **(defaults | settings))
+    return FakeInstance(
+        "prod-pg",
+        deletion_protection=True,
+        retain_backups_on_delete=True,
+        final_backup_enabled=True,
+    )
 
 
 def cloud(clock: Clock | None = None) -> FakeCloudSqlAdmin:

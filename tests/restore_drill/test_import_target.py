@@ -68,7 +68,7 @@ def import_user(
 
 def replay(pg_tools: PgTools, conninfo: str, dump: Path) -> None:
     with gzip.open(dump, "rb") as script:
-        pg_tools.replay_sql(conninfo, script)  # type: ignore[arg-type]
+        pg_tools.replay_sql(conninfo, script)
 
 
 def test_an_unprepared_createrole_user_cannot_import_the_export(
