@@ -91,7 +91,10 @@ def sdk_root() -> Path:
 
 def negatable_flags(path: list[str]) -> list[str]:
     help_text = subprocess.run(
-        ["gcloud", *path, "--help"], capture_output=True, text=True, check=True,
+        ["gcloud", *path, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PAGER": "cat", "PATH": "/usr/bin:/bin", "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
     ).stdout
     plain = re.sub(r"\x1b\[[0-9;]*m", "", help_text)

@@ -34,16 +34,20 @@ def test_the_repair_recipe_restores_deleted_and_overwritten_rows(
 ) -> None:
     clone = restored.database_conninfo
     with psycopg.connect(clone) as conn:
-        row = conn.execute("SELECT tenant_id FROM appointments LIMIT 1").fetchone()
+        row = conn.execute("SELECT tenant_id FROM appointments ORDER BY id LIMIT 1").fetchone()
         assert row is not None
         tenant = row[0]
         expected = conn.execute(SNAPSHOT, (tenant,)).fetchall()
     production = database_copy(
-        f"DELETE FROM appointments WHERE tenant_id = '{tenant}' AND id % 2 = 0;"
-        f"UPDATE appointments SET status = 'cancelled', notes = 'bad migration' "
-        f"WHERE tenant_id = '{tenant}'"
+        "DELETE FROM appointments WHERE id % 2 = 0 AND tenant_id = "
+        "(SELECT tenant_id FROM appointments ORDER BY id LIMIT 1);"
+        "UPDATE appointments SET status = 'cancelled', notes = 'bad migration' WHERE tenant_id = "
+        "(SELECT tenant_id FROM appointments ORDER BY id LIMIT 1)"
     )
-    export = f"\\copy (SELECT * FROM appointments WHERE tenant_id = '{tenant}') TO 'appointments.csv' CSV"
+    export = (
+        "\\copy (SELECT * FROM appointments WHERE tenant_id = "
+        "(SELECT tenant_id FROM appointments ORDER BY id LIMIT 1)) TO 'appointments.csv' CSV"
+    )
     assert psql(clone, ["-c", export], tmp_path).returncode == 0
     (tmp_path / "repair.sql").write_text(repair_sql())
 
