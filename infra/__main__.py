@@ -70,6 +70,7 @@ def build_stack(s: StackSettings) -> None:
             noncurrent_version_retention_days=s.noncurrent_version_retention_days,
             soft_delete_retention_days=s.soft_delete_retention_days,
             kms_key_name=s.backup_bucket_kms_key,
+            restore_import_service_account=s.restore_import_service_account,
         ),
         opts=after_apis,
     )

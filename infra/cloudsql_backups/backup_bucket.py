@@ -40,6 +40,8 @@ class BackupBucketArgs:
     noncurrent_version_retention_days: int
     soft_delete_retention_days: int
     kms_key_name: str = ""
+    # Service account of the instance that imports these exports elsewhere (restore drills).
+    restore_import_service_account: str = ""
 
     @property
     def is_prod(self) -> bool:
@@ -83,9 +85,36 @@ class BackupBucket(pulumi.ComponentResource):
                 parent=self, protect=args.is_prod, retain_on_delete=args.is_prod
             ),
         )
+        if args.restore_import_service_account:
+            _grant_export_reads(name, self, args)
         self.name = self.bucket.name
         self.url = self.bucket.url
         self.register_outputs({"name": self.name, "url": self.url})
+
+
+EXPORT_PREFIX = "cloudsql/"
+
+
+def _grant_export_reads(name: str, bucket: BackupBucket, args: BackupBucketArgs) -> None:
+    """instances.import reads the dump as the *target* instance's service account: let it read
+    export objects, nothing else (no listing: resource.name of a list call is the bucket)."""
+    # Object resource names: projects/_/buckets/BUCKET/objects/OBJECT
+    # (https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name).
+    objects = f"projects/_/buckets/{args.name}/objects/{EXPORT_PREFIX}"
+    gcp.storage.BucketIAMMember(
+        f"{name}-restore-import-reader",
+        gcp.storage.BucketIAMMemberArgs(
+            bucket=bucket.bucket.name,
+            role="roles/storage.objectViewer",
+            member=f"serviceAccount:{args.restore_import_service_account}",
+            condition=gcp.storage.BucketIAMMemberConditionArgs(
+                title="restore-import-reads-exports",
+                description="Restore drills import exports under cloudsql/ into another instance.",
+                expression=f'resource.name.startsWith("{objects}")',
+            ),
+        ),
+        opts=pulumi.ResourceOptions(parent=bucket),
+    )
 
 
 def _lifecycle_rules(args: BackupBucketArgs) -> list[gcp.storage.BucketLifecycleRuleArgs]:

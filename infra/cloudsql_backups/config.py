@@ -148,6 +148,7 @@ _NETWORK = re.compile(
 )
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _CHANNEL_ID = re.compile(r"^projects/[^/]+/notificationChannels/\d+$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9-]+\.iam\.gserviceaccount\.com$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 _IMAGE_PINNED = re.compile(
@@ -351,6 +352,9 @@ class StackSettings(BaseModel):
     noncurrent_version_retention_days: int = Field(default=30, ge=1, le=365)
     soft_delete_retention_days: int = Field(default=7, ge=7, le=90)
     backup_bucket_kms_key: str = ""
+    # Cloud SQL service account of the instance that imports this stack's exports in restore
+    # drills (staging's serviceAccountEmailAddress); '' = none. Read access to cloudsql/ only.
+    restore_import_service_account: str = ""
     # Scheduled export.
     export_databases: Annotated[tuple[DatabaseName, ...], UniqueList] = Field(min_length=1)
     export_schedule: Cron = "0 23 * * *"
@@ -382,6 +386,17 @@ class StackSettings(BaseModel):
         if value and not _KMS_KEY.fullmatch(value):
             raise ValueError(
                 "allowed: '' or projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>"
+            )
+        return value
+
+    @field_validator("restore_import_service_account")
+    @classmethod
+    def _service_account_email(cls, value: str) -> str:
+        if value and not _SERVICE_ACCOUNT.fullmatch(value):
+            raise ValueError(
+                "allowed: '' or a service account email such as "
+                "'p123456789012-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com' "
+                "(gcloud sql instances describe STAGING --format='value(serviceAccountEmailAddress)')"
             )
         return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,8 @@ from ops.restore_drill.restore_log import RestoreLogError, append_row
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOG = REPO_ROOT / "BACKUP_RESTORE_LOG.md"
-DEFAULT_PITR_LAG = timedelta(minutes=10)
+MAX_EXPORT_INTERVAL_HOURS = 24 * 31
+ROLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.@-]{0,62}$")
 MAX_INSTANCE_NAME = 98
 USAGE_ERROR = 2
 
@@ -80,8 +82,11 @@ class DrillOptions:
     instance: str | None
     database: str
     bucket: str | None
+    staging_project: str | None
     staging_instance: str | None
     import_user: str | None
+    app_roles: str
+    export_interval_hours: float
     point_in_time: str | None
     clone_instance: str | None
     db_user: str | None
@@ -99,14 +104,18 @@ class DrillOptions:
 
 @dataclass(frozen=True)
 class CloudServices:
-    admin: CloudSqlAdmin
+    """Admin API clients for the production (source) and staging (target) projects."""
+
+    source_admin: CloudSqlAdmin
+    staging_admin: CloudSqlAdmin | None
     store: BackupStore
 
 
-def make_cloud_services(project: str) -> CloudServices:
+def make_cloud_services(project: str, staging_project: str | None) -> CloudServices:
     """The real Google clients (tests replace this function with fakes)."""
     session = authorized_session()
-    return CloudServices(RestCloudSqlAdmin(session, project), GcsBackupStore(session))
+    staging = RestCloudSqlAdmin(session, staging_project) if staging_project else None
+    return CloudServices(RestCloudSqlAdmin(session, project), staging, GcsBackupStore(session))
 
 
 def make_connector(
@@ -185,12 +194,34 @@ def require_cloud(options: DrillOptions) -> tuple[str, str, str]:
     return options.project, options.instance, options.db_user
 
 
+def parse_roles(value: str) -> tuple[str, ...]:
+    roles = tuple(role.strip() for role in value.split(",") if role.strip())
+    if any(not ROLE_NAME.fullmatch(role) for role in roles):
+        raise typer.BadParameter(
+            f"{value!r}: allowed: comma-separated PostgreSQL role names, owner role first "
+            "(e.g. app_owner,app_user), or '' to skip preparing the import target",
+            param_hint="--app-roles",
+        )
+    return roles
+
+
 def export_plan(options: DrillOptions, now: datetime) -> ExportPlan:
     _project, instance, _user = require_cloud(options)
     require(
-        {"--bucket": options.bucket, "--staging-instance": options.staging_instance}, options.method
+        {
+            "--bucket": options.bucket,
+            "--staging-project": options.staging_project,
+            "--staging-instance": options.staging_instance,
+        },
+        options.method,
     )
     assert options.bucket is not None and options.staging_instance is not None
+    if not 0 < options.export_interval_hours <= MAX_EXPORT_INTERVAL_HOURS:
+        raise typer.BadParameter(
+            f"{options.export_interval_hours}: allowed: more than 0 and at most "
+            f"{MAX_EXPORT_INTERVAL_HOURS} hours",
+            param_hint="--export-interval-hours",
+        )
     return ExportPlan(
         bucket=options.bucket,
         source_instance=instance,
@@ -198,16 +229,17 @@ def export_plan(options: DrillOptions, now: datetime) -> ExportPlan:
         staging_instance=options.staging_instance,
         restore_database=options.restore_database or f"{options.database}_drill_{now:%Y%m%d%H%M}",
         import_user=options.import_user,
+        app_roles=parse_roles(options.app_roles),
+        export_interval=timedelta(hours=options.export_interval_hours),
         keep_restored=options.keep_restored,
     )
 
 
 def pitr_plan(options: DrillOptions, now: datetime) -> PitrPlan:
     _project, instance, _user = require_cloud(options)
+    point_in_time = None
     if options.point_in_time:
         point_in_time = parse_moment(options.point_in_time, "--point-in-time")
-    else:
-        point_in_time = now - DEFAULT_PITR_LAG
     return PitrPlan(
         source_instance=instance,
         clone_instance=options.clone_instance or clone_name(instance, now),
@@ -242,7 +274,7 @@ def connect_google(options: DrillOptions) -> GoogleSide | None:
     project, _instance, db_user = require_cloud(options)
     try:
         connector = make_connector(db_user, options.ip_type, options.db_host, options.db_sslmode)
-        return GoogleSide(make_cloud_services(project), connector)
+        return GoogleSide(make_cloud_services(project, options.staging_project), connector)
     except google.auth.exceptions.DefaultCredentialsError as error:
         typer.echo(
             f"No Google credentials ({error}). Run `gcloud auth application-default login` "
@@ -262,31 +294,52 @@ def execute(
     if isinstance(plan, LocalFilePlan):
         return run_local_file_drill(plan, env, PgTools.from_environment(options.pg_bin_dir))
     assert cloud is not None
-    admin, connector = cloud.services.admin, cloud.connector
+    services, connector = cloud.services, cloud.connector
     if isinstance(plan, ExportPlan):
-        return run_export_drill(plan, env, admin, cloud.services.store, connector, poll)
-    return run_pitr_drill(plan, env, admin, connector, poll)
+        assert services.staging_admin is not None
+        store = services.store
+        return run_export_drill(plan, env, services.staging_admin, store, connector, poll)
+    return run_pitr_drill(plan, env, services.source_admin, connector, poll)
 
 
 @app.command()
 def main(
     method: Annotated[Method, typer.Option(help="How to restore.")],
     project: Annotated[
-        str | None, typer.Option(envvar="RESTORE_DRILL_PROJECT", help="Google Cloud project.")
+        str | None,
+        typer.Option(
+            envvar="RESTORE_DRILL_PROJECT",
+            help="Production project: the source instance (and, for export, the backup bucket).",
+        ),
     ] = None,
     instance: Annotated[
         str | None, typer.Option(help="Production Cloud SQL instance (source).")
     ] = None,
     database: Annotated[str, typer.Option(help="Database to restore and check.")] = "app",
     bucket: Annotated[str | None, typer.Option(help="export: Backup bucket name.")] = None,
+    staging_project: Annotated[
+        str | None, typer.Option(help="export: Project of the staging instance (the target).")
+    ] = None,
     staging_instance: Annotated[
         str | None, typer.Option(help="export: Staging instance to import into.")
     ] = None,
     import_user: Annotated[
-        str | None, typer.Option(help="export: PostgreSQL user running the import.")
+        str | None,
+        typer.Option(help="export: PostgreSQL user running the import (default: postgres)."),
     ] = None,
+    app_roles: Annotated[
+        str,
+        typer.Option(
+            help="export: Roles the dump uses, owner first; the drill prepares and checks the "
+            "import target for them ('' to skip)."
+        ),
+    ] = "app_owner,app_user",
+    export_interval_hours: Annotated[
+        float, typer.Option(help="export: Hours between scheduled exports (worst-case RPO).")
+    ] = 24.0,
     point_in_time: Annotated[
-        str | None, typer.Option(help="pitr: ISO 8601 time to clone to (default: 10 min ago).")
+        str | None,
+        typer.Option(help="pitr: ISO 8601 time to clone to (default: latest recovery time)."),
     ] = None,
     clone_instance: Annotated[
         str | None,
@@ -348,8 +401,11 @@ def main(
         instance,
         database,
         bucket,
+        staging_project,
         staging_instance,
         import_user,
+        app_roles,
+        export_interval_hours,
         point_in_time,
         clone_instance,
         db_user,

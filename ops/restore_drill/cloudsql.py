@@ -35,6 +35,15 @@ class NotFoundError(CloudApiError):
     """HTTP 404: the instance, database, operation or bucket does not exist."""
 
 
+class ForbiddenError(CloudApiError):
+    """HTTP 403: not allowed, or (Cloud SQL) an instance that does not exist.
+
+    Cloud SQL answers instances.get/delete for a missing instance with 403 as well as 404
+    (https://github.com/googleapis/google-api-go-client/issues/1815), so a 403 never proves that
+    an instance exists.
+    """
+
+
 class ConflictError(CloudApiError):
     """HTTP 409: another operation is running on the instance, or the name is taken."""
 
@@ -92,6 +101,9 @@ class Instance:
     database_version: str
     ip_addresses: tuple[IpAddress, ...] = ()
     deletion_protection: bool = False
+    # What deleting it leaves behind: its automated backups, and a final backup.
+    retain_backups_on_delete: bool = False
+    final_backup_enabled: bool = False
 
     def address(self, ip_type: str) -> str | None:
         return next((ip.address for ip in self.ip_addresses if ip.type == ip_type), None)
@@ -114,6 +126,9 @@ class StoredObject:
 class CloudSqlAdmin(Protocol):
     """The Cloud SQL Admin API calls the drill makes, all scoped to one project."""
 
+    @property
+    def project(self) -> str: ...
+
     def get_instance(self, instance: str) -> Instance: ...
 
     def database_exists(self, instance: str, database: str) -> bool: ...
@@ -130,9 +145,15 @@ class CloudSqlAdmin(Protocol):
 
     def delete_database(self, instance: str, database: str) -> Operation: ...
 
-    def disable_deletion_protection(self, instance: str) -> Operation: ...
+    def latest_recovery_time(self, instance: str) -> datetime: ...
 
-    def delete_instance(self, instance: str) -> Operation: ...
+    def prepare_for_deletion(self, instance: str) -> Operation:
+        """Turn off deletion protection, retain-backups-on-delete and the final backup."""
+        ...
+
+    def delete_instance(self, instance: str) -> Operation:
+        """Delete without a final backup."""
+        ...
 
     def get_operation(self, name: str) -> Operation: ...
 

@@ -2,10 +2,12 @@
 
 Three ways to restore, one verification:
 
-* export:     import the newest logical export from the backup bucket into a new database on the
-              staging instance (instances.import, fileType SQL);
+* export:     import the newest logical export from the backup bucket (production project) into a
+              new database on the staging instance (staging project: instances.import, fileType
+              SQL, and the operations it starts);
 * pitr:       clone the production instance to a point in time into a temporary instance
-              (instances.clone with cloneContext.pointInTime), deleted afterwards;
+              (instances.clone with cloneContext.pointInTime), deleted afterwards without leaving
+              backups behind;
 * local-file: replay a downloaded export into any PostgreSQL with psql.
 
 Whatever fails, the drill returns a report saying so (it never raises for a failed restore or a
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +35,7 @@ from ops.restore_drill.cloudsql import (
     BackupStore,
     CloudApiError,
     CloudSqlAdmin,
+    ForbiddenError,
     NotFoundError,
     Operation,
     OperationFailedError,
@@ -44,6 +47,12 @@ from ops.restore_drill.cloudsql import (
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
 from ops.restore_drill.dump_file import inspect_dump
 from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
+from ops.restore_drill.import_target import (
+    DEFAULT_IMPORT_USER,
+    missing_grants,
+    preparation_sql,
+    schema_grants_sql,
+)
 from ops.restore_drill.local_restore import (
     LocalRestoreRequest,
     RestoreError,
@@ -56,6 +65,8 @@ from ops.restore_drill.report import DrillReport, format_moment
 
 NEWEST_WRITE_SQL = Path(__file__).with_name("newest_write.sql")
 EXPORT_STALE_AFTER = timedelta(hours=36)
+RPO_EXPORT_BASIS = "export age at restore start"
+RPO_PITR_BASIS = "now - latest recovery time (instances.getLatestRecoveryTime)"
 
 
 class DrillError(RuntimeError):
@@ -251,6 +262,8 @@ def run_local_file_drill(plan: LocalFilePlan, env: DrillEnvironment, tools: PgTo
         started_at=env.clock(),
         checks_total=len(env.checks),
     )
+    report.rpo_data_at, report.rpo_reference_at = plan.restore_point, report.started_at
+    report.rpo_basis = RPO_EXPORT_BASIS
     resources = CreatedResources(report, env, plan.keep_restored)
     try:
         restore_local_file(plan, env, tools, resources)
@@ -290,12 +303,20 @@ def restore_local_file(
 
 @dataclass(frozen=True)
 class ExportPlan:
+    """An export drill. The bucket and source instance live in the production project; the
+    staging instance, its databases and its operations in the staging project (the `admin` the
+    drill is given is the staging project's)."""
+
     bucket: str
     source_instance: str
     database: str
     staging_instance: str
     restore_database: str
     import_user: str | None = None
+    # Roles the dump assigns owners and grants to; the first owns the application's objects.
+    # Empty: the drill does not prepare or check the import target.
+    app_roles: tuple[str, ...] = ()
+    export_interval: timedelta = timedelta(hours=24)
     keep_restored: bool = False
 
 
@@ -329,6 +350,8 @@ def run_export_drill(
     try:
         export = find_latest_export(plan, store, env, report)
         create_drill_database(plan, cloud, env, resources)
+        if plan.app_roles:
+            prepare_drill_database(plan, cloud, env)
         with env.reporter.step(f"Import {export.stored.uri} into {plan.staging_instance}"):
             run_operation(
                 admin,
@@ -362,6 +385,12 @@ def find_latest_export(
     with env.reporter.step("Find the latest export in the backup bucket"):
         export = latest_export(store, plan.bucket, plan.source_instance, plan.database)
     report.source, report.restore_point = export.stored.uri, export.exported_at
+    # RPO: how old the restored snapshot is when the restore starts; worst case: a disaster just
+    # before the next export finishes (interval + this export's duration, stamp -> object written).
+    report.rpo_data_at, report.rpo_reference_at = export.exported_at, report.started_at
+    report.rpo_basis = RPO_EXPORT_BASIS
+    duration = max(timedelta(0), export.stored.time_created - export.exported_at)
+    report.rpo_worst_case_minutes = (plan.export_interval + duration).total_seconds() / 60
     env.reporter.note(f"latest export: {export.stored.uri} ({export.stored.size} bytes)")
     if env.clock() - export.exported_at > EXPORT_STALE_AFTER:
         env.reporter.note("WARNING: the latest export is older than 36 hours (see DR_RUNBOOK.md)")
@@ -389,6 +418,37 @@ def create_drill_database(
         wait_for_operation(admin, operation, cloud.poll, on_status=status_reporter(env.reporter))
 
 
+def prepare_drill_database(
+    plan: ExportPlan, cloud: CloudDrillServices, env: DrillEnvironment
+) -> None:
+    """Let the import user hand ownership to the app roles in the new database, then check it.
+
+    The schema grant is per database (done here, as the drill identity, which must be a member of
+    the new database's owner); role memberships are per instance (a one-time step, DR_RUNBOOK.md).
+    """
+    owner, user = plan.app_roles[0], plan.import_user or DEFAULT_IMPORT_USER
+    title = f"Prepare {plan.restore_database} for an import as {user}"
+    with env.reporter.step(title):
+        instance = cloud.admin.get_instance(plan.staging_instance)
+        with cloud.connector.connect(instance, plan.restore_database) as conn:
+            try:
+                conn.execute(schema_grants_sql(owner).encode("utf-8"))
+            except psycopg.errors.InsufficientPrivilege as error:
+                raise DrillError(
+                    f"cannot let {owner} own objects in {plan.restore_database} ({error}); the "
+                    "drill identity needs membership in the new database's owner on "
+                    f"{plan.staging_instance} (see DR_RUNBOOK.md)"
+                ) from error
+            problems = missing_grants(conn, user, plan.app_roles)
+    if problems:
+        raise DrillError(
+            f"{plan.staging_instance} is not prepared for imports as {user}: "
+            + "; ".join(problems)
+            + ". Run once, as a role with ADMIN OPTION on the roles: "
+            + " ".join(preparation_sql(user, plan.app_roles).split())
+        )
+
+
 def delete_drill_database(plan: ExportPlan, cloud: CloudDrillServices, reporter: Reporter) -> None:
     admin = cloud.admin
     try:
@@ -409,7 +469,8 @@ def delete_drill_database(plan: ExportPlan, cloud: CloudDrillServices, reporter:
 class PitrPlan:
     source_instance: str
     clone_instance: str
-    point_in_time: datetime
+    # None: the latest recovery time Google reports when the drill starts.
+    point_in_time: datetime | None
     database: str
     keep_restored: bool = False
 
@@ -423,7 +484,7 @@ def run_pitr_drill(
 ) -> DrillReport:
     report = DrillReport(
         method="pitr (instances.clone)",
-        source=f"{plan.source_instance} at {format_moment(plan.point_in_time)}",
+        source=plan.source_instance,
         target=f"{plan.clone_instance}/{plan.database} (temporary)",
         restore_point=plan.point_in_time,
         started_at=env.clock(),
@@ -433,7 +494,8 @@ def run_pitr_drill(
     resources = CreatedResources(report, env, plan.keep_restored)
     try:
         validate_pitr_plan(plan, env.clock())
-        clone_to_point_in_time(plan, cloud, env, resources)
+        moment = choose_point_in_time(plan, admin, env, report)
+        clone_to_point_in_time(replace(plan, point_in_time=moment), cloud, env, resources)
         connect_and_verify(lambda: connect_to_clone(plan, cloud), env, report, report.target)
     except DRILL_FAILURES as error:
         report.fail(str(error))
@@ -445,27 +507,55 @@ def run_pitr_drill(
 def validate_pitr_plan(plan: PitrPlan, now: datetime) -> None:
     if plan.clone_instance == plan.source_instance:
         raise DrillError("the temporary instance must not have the source instance's name")
-    if plan.point_in_time >= now:
+    if plan.point_in_time is not None and plan.point_in_time >= now:
         raise DrillError(f"point in time {format_moment(plan.point_in_time)} is not in the past")
+
+
+def choose_point_in_time(
+    plan: PitrPlan, admin: CloudSqlAdmin, env: DrillEnvironment, report: DrillReport
+) -> datetime:
+    """Ask Google how recent a recovery can be (the RPO a loss right now would cost), and clone
+    to that moment unless the operator chose an earlier one."""
+    with env.reporter.step(f"Ask the latest recovery time of {plan.source_instance}"):
+        asked_at = env.clock()
+        latest = admin.latest_recovery_time(plan.source_instance)
+    report.rpo_data_at, report.rpo_reference_at = latest, asked_at
+    report.rpo_basis = RPO_PITR_BASIS
+    env.reporter.note(
+        f"latest recovery time: {format_moment(latest)} (asked {format_moment(asked_at)})"
+    )
+    moment = plan.point_in_time or latest
+    if moment > latest:
+        raise DrillError(
+            f"point in time {format_moment(moment)} is after the latest recovery time "
+            f"{format_moment(latest)} that Cloud SQL reports for {plan.source_instance}"
+        )
+    report.restore_point = moment
+    report.source = f"{plan.source_instance} at {format_moment(moment)}"
+    return moment
 
 
 def clone_to_point_in_time(
     plan: PitrPlan, cloud: CloudDrillServices, env: DrillEnvironment, resources: CreatedResources
 ) -> None:
-    admin, moment = cloud.admin, format_moment(plan.point_in_time)
+    admin, point_in_time = cloud.admin, plan.point_in_time
+    assert point_in_time is not None
+    moment = format_moment(point_in_time)
     with env.reporter.step(f"Clone {plan.source_instance} to {plan.clone_instance} at {moment}"):
-        refuse_existing_instance(admin, plan.clone_instance)
+        refuse_existing_instance(admin, plan.clone_instance, env.reporter)
+        # "Using this operation might cause your instance to restart" (instances.clone:
+        # https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/clone).
+        env.reporter.note(f"cloning may restart {plan.source_instance} (Google's clone reference)")
         operation = retry_while_busy(
-            lambda: admin.clone_instance(
-                plan.source_instance, plan.clone_instance, plan.point_in_time
-            ),
+            lambda: admin.clone_instance(plan.source_instance, plan.clone_instance, point_in_time),
             cloud.poll,
         )
         # Ours from here on, even if the clone ends up FAILED: cleanup always deletes it.
         resources.register(
             f"Delete temporary instance {plan.clone_instance}",
-            f"kept temporary instance {plan.clone_instance}; it is billed until you run "
-            f"`gcloud sql instances delete {plan.clone_instance}`",
+            f"kept temporary instance {plan.clone_instance}; it is billed until you remove it "
+            "as DR_RUNBOOK.md 'Remove a clone' says (retain-on-delete and final backup off, "
+            f"then `gcloud sql instances delete {plan.clone_instance}`)",
             lambda: delete_temporary_instance(admin, plan.clone_instance, cloud.poll, env.reporter),
         )
         wait_for_operation(admin, operation, cloud.poll, on_status=status_reporter(env.reporter))
@@ -478,11 +568,18 @@ def connect_to_clone(plan: PitrPlan, cloud: CloudDrillServices) -> psycopg.Conne
     return cloud.connector.connect(instance, plan.database)
 
 
-def refuse_existing_instance(admin: CloudSqlAdmin, instance_name: str) -> None:
-    """A drill only deletes what it created, so it never clones onto an existing instance."""
+def refuse_existing_instance(admin: CloudSqlAdmin, instance_name: str, reporter: Reporter) -> None:
+    """A drill only deletes what it created, so it never clones onto an existing instance.
+
+    Cloud SQL answers a missing instance with 404 or 403, so a 403 proves nothing: the clone call
+    itself then decides (409 instanceAlreadyExists if the name is taken, and nothing is deleted).
+    """
     try:
         admin.get_instance(instance_name)
     except NotFoundError:
+        return
+    except ForbiddenError:
+        reporter.note(f"instances.get {instance_name}: 403 (Cloud SQL's answer for a missing one)")
         return
     raise DrillError(f"instance {instance_name} already exists; choose another --clone-instance")
 
@@ -490,14 +587,15 @@ def refuse_existing_instance(admin: CloudSqlAdmin, instance_name: str) -> None:
 def delete_temporary_instance(
     admin: CloudSqlAdmin, instance_name: str, poll: PollSettings, reporter: Reporter
 ) -> None:
-    """Delete an instance the drill created, lifting the deletion protection it inherited."""
+    """Delete an instance the drill created, leaving no backups behind.
+
+    A clone inherits production's deletion protection, retain-backups-on-delete and final
+    backup: all three are switched off on the clone first, and the delete skips the final backup.
+    """
     try:
-        instance = admin.get_instance(instance_name)
+        admin.get_instance(instance_name)
     except NotFoundError:
         reporter.note(f"instance {instance_name} does not exist; nothing to delete")
         return
-    if instance.deletion_protection:
-        run_operation(
-            admin, lambda: admin.disable_deletion_protection(instance_name), poll, reporter
-        )
+    run_operation(admin, lambda: admin.prepare_for_deletion(instance_name), poll, reporter)
     run_operation(admin, lambda: admin.delete_instance(instance_name), poll, reporter)

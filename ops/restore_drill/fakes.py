@@ -11,6 +11,14 @@ copied from the real API:
 * a clone receives the source's deletion protection (Google: "When you clone an instance, the
   new instance receives the deletion protection option from the source instance"), and a
   protected instance cannot be deleted;
+* a clone has the source's settings ("The new instance has the same settings",
+  https://cloud.google.com/sql/docs/postgres/clone-instance), so also its retain-backups-on-delete
+  and final-backup settings: deleting it with those on leaves backups behind, which the fake
+  records in `backups_left_behind`; the delete call's own final backup is opt-in
+  (`enableFinalBackup`, https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/delete);
+* a missing instance answers 404 `instanceDoesNotExist`, or 403 `notAuthorized` when built with
+  `missing_instance_status=403`, as Cloud SQL also does
+  (https://github.com/googleapis/google-api-go-client/issues/1815);
 * a clone whose operation fails leaves the destination behind in state FAILED, which is the
   case a drill's cleanup must still handle.
 
@@ -22,13 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from ops.restore_drill.cloudsql import (
     INSTANCE_RUNNABLE,
     OPERATION_DONE,
     CloudApiError,
     ConflictError,
+    ForbiddenError,
     Instance,
     IpAddress,
     NotFoundError,
@@ -52,6 +61,8 @@ class FakeInstance:
     databases: set[str] = field(default_factory=lambda: {"postgres"})
     ip_addresses: tuple[IpAddress, ...] = (IpAddress("PRIVATE", "10.20.0.5"),)
     deletion_protection: bool = False
+    retain_backups_on_delete: bool = False
+    final_backup_enabled: bool = False
 
     def view(self) -> Instance:
         return Instance(
@@ -60,6 +71,8 @@ class FakeInstance:
             database_version=self.database_version,
             ip_addresses=self.ip_addresses,
             deletion_protection=self.deletion_protection,
+            retain_backups_on_delete=self.retain_backups_on_delete,
+            final_backup_enabled=self.final_backup_enabled,
         )
 
 
@@ -81,7 +94,17 @@ class FakeCloudSqlAdmin:
         instances: Iterable[FakeInstance],
         polls_per_phase: int = 1,
         import_hook: ImportHook | None = None,
+        *,
+        project: str = "example-project",
+        missing_instance_status: int = 404,
+        recovery_lag: timedelta = timedelta(minutes=3),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._project = project
+        self.missing_instance_status = missing_instance_status
+        self.recovery_lag = recovery_lag
+        self.clock = clock
+        self.backups_left_behind: list[tuple[str, str]] = []  # (instance, "automated"|"final")
         self.instances = {instance.name: instance for instance in instances}
         self.polls_per_phase = polls_per_phase
         self.import_hook = import_hook
@@ -118,6 +141,10 @@ class FakeCloudSqlAdmin:
         ]
 
     # --- CloudSqlAdmin -------------------------------------------------------------------
+    @property
+    def project(self) -> str:
+        return self._project
+
     def get_instance(self, instance: str) -> Instance:
         self.calls.append(("get_instance", instance))
         return self._require(instance).view()
@@ -187,17 +214,24 @@ class FakeCloudSqlAdmin:
             "DELETE_DATABASE", instance, (instance,), lambda: target.databases.discard(database)
         )
 
-    def disable_deletion_protection(self, instance: str) -> Operation:
-        self.calls.append(("disable_deletion_protection", instance))
+    def latest_recovery_time(self, instance: str) -> datetime:
+        self.calls.append(("latest_recovery_time", instance))
+        self._require(instance)
+        return self.clock() - self.recovery_lag
+
+    def prepare_for_deletion(self, instance: str) -> Operation:
+        self.calls.append(("prepare_for_deletion", instance))
         target = self._require(instance)
         self._refuse_if_busy(instance)
 
         def finish() -> None:
             target.deletion_protection = False
+            target.retain_backups_on_delete = False
+            target.final_backup_enabled = False
 
         return self._start("UPDATE", instance, (instance,), finish)
 
-    def delete_instance(self, instance: str) -> Operation:
+    def delete_instance(self, instance: str, enable_final_backup: bool = False) -> Operation:
         self.calls.append(("delete_instance", instance))
         target = self._require(instance)
         if target.deletion_protection:
@@ -210,6 +244,10 @@ class FakeCloudSqlAdmin:
         target.state = "PENDING_DELETE"
 
         def finish() -> None:
+            if target.retain_backups_on_delete:
+                self.backups_left_behind.append((instance, "automated"))
+            if target.final_backup_enabled or enable_final_backup:
+                self.backups_left_behind.append((instance, "final"))
             del self.instances[instance]
 
         return self._start("DELETE", instance, (instance,), finish)
@@ -226,6 +264,10 @@ class FakeCloudSqlAdmin:
     # --- internals -----------------------------------------------------------------------
     def _require(self, instance: str) -> FakeInstance:
         found = self.instances.get(instance)
+        if found is None and self.missing_instance_status == 403:
+            raise ForbiddenError(
+                403, "notAuthorized", "The client is not authorized to make this request."
+            )
         if found is None:
             raise NotFoundError(
                 404, "instanceDoesNotExist", "The Cloud SQL instance does not exist."

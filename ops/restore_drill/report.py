@@ -24,6 +24,11 @@ class DrillReport:
     checks_green_at: datetime | None = None
     newest_write: datetime | None = None
     failures: list[str] = field(default_factory=list)
+    # RPO as the business means it: how old the restorable data is at `rpo_reference_at`.
+    rpo_data_at: datetime | None = None
+    rpo_reference_at: datetime | None = None
+    rpo_basis: str = ""
+    rpo_worst_case_minutes: float | None = None
 
     def fail(self, reason: str) -> None:
         self.failures.append(reason)
@@ -38,10 +43,10 @@ class DrillReport:
 
     @property
     def rpo_minutes(self) -> float | None:
-        """Restore point minus the newest restored write; 0 if the data is newer than the label."""
-        if self.restore_point is None or self.newest_write is None:
+        """Age of the restorable data at the reference moment (see `rpo_basis`)."""
+        if self.rpo_data_at is None or self.rpo_reference_at is None:
             return None
-        return max(0.0, (self.restore_point - self.newest_write).total_seconds() / 60)
+        return max(0.0, (self.rpo_reference_at - self.rpo_data_at).total_seconds() / 60)
 
     @property
     def rto_minutes(self) -> float | None:
@@ -69,6 +74,8 @@ class DrillReport:
             "Method": self.method,
             "Restore point": format_moment(self.restore_point),
             "RPO (min)": format_minutes(self.rpo_minutes),
+            "RPO worst case (min)": format_minutes(self.rpo_worst_case_minutes),
+            "RPO basis": self.rpo_basis or "n/a",
             "RTO (min)": format_minutes(self.rto_minutes),
             "Checks passed": self.checks_summary(),
             "Result": "passed" if self.passed else "failed",

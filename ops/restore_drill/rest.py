@@ -2,11 +2,12 @@
 
 Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
   GET    /v1/projects/{project}/instances/{instance}                     instances.get
+  GET    /v1/projects/{project}/instances/{instance}/getLatestRecoveryTime  getLatestRecoveryTime
   GET    /v1/projects/{project}/instances/{instance}/databases/{name}    databases.get
   POST   /v1/projects/{project}/instances/{instance}/import              instances.import
   POST   /v1/projects/{project}/instances/{instance}/clone               instances.clone
   PATCH  /v1/projects/{project}/instances/{instance}                     instances.patch
-  DELETE /v1/projects/{project}/instances/{instance}                     instances.delete
+  DELETE /v1/projects/{project}/instances/{instance}?enableFinalBackup=false  instances.delete
   POST   /v1/projects/{project}/instances/{instance}/databases           databases.insert
   DELETE /v1/projects/{project}/instances/{instance}/databases/{name}    databases.delete
   GET    /v1/projects/{project}/operations/{operation}                   operations.get
@@ -27,6 +28,7 @@ from google.auth.transport.requests import AuthorizedSession
 from ops.restore_drill.cloudsql import (
     CloudApiError,
     ConflictError,
+    ForbiddenError,
     Instance,
     IpAddress,
     NotFoundError,
@@ -65,6 +67,8 @@ def api_error(response: requests.Response) -> CloudApiError:
     reason = str(details[0].get("reason") or error.get("status") or "unknown")
     if response.status_code == 404:
         return NotFoundError(404, reason, message)
+    if response.status_code == 403:
+        return ForbiddenError(403, reason, message)
     if response.status_code == 409:
         return ConflictError(409, reason, message)
     return CloudApiError(response.status_code, reason, message)
@@ -84,6 +88,7 @@ def parse_operation(document: JsonObject) -> Operation:
 
 
 def parse_instance(document: JsonObject) -> Instance:
+    settings = document.get("settings") or {}
     return Instance(
         name=str(document["name"]),
         state=str(document.get("state", "SQL_INSTANCE_STATE_UNSPECIFIED")),
@@ -92,10 +97,19 @@ def parse_instance(document: JsonObject) -> Instance:
             IpAddress(str(ip.get("type", "")), str(ip.get("ipAddress", "")))
             for ip in document.get("ipAddresses") or []
         ),
-        deletion_protection=bool(
-            (document.get("settings") or {}).get("deletionProtectionEnabled", False)
-        ),
+        deletion_protection=bool(settings.get("deletionProtectionEnabled", False)),
+        retain_backups_on_delete=bool(settings.get("retainBackupsOnDelete", False)),
+        final_backup_enabled=bool((settings.get("finalBackupConfig") or {}).get("enabled", False)),
     )
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 timestamp as Google writes it (Z suffix, 0-9 fractional digits)."""
+    if not value.endswith("Z"):
+        return datetime.fromisoformat(value)
+    head, _, fraction = value.removesuffix("Z").partition(".")
+    micros = (fraction + "000000")[:6] if fraction else "000000"
+    return datetime.fromisoformat(f"{head}.{micros}+00:00")
 
 
 def parse_object(bucket: str, document: JsonObject) -> StoredObject:
@@ -139,13 +153,24 @@ class RestCloudSqlAdmin:
         self, session: requests.Session, project: str, endpoint: str = SQLADMIN_ENDPOINT
     ) -> None:
         self._api = _JsonApi(session, endpoint)
+        self._project_id = project
         self._project = f"/v1/projects/{_segment(project)}"
 
     def _instance_path(self, instance: str) -> str:
         return f"{self._project}/instances/{_segment(instance)}"
 
-    def _operation(self, method: str, path: str, body: JsonObject | None = None) -> Operation:
-        return parse_operation(self._api.call(method, path, body))
+    @property
+    def project(self) -> str:
+        return self._project_id
+
+    def _operation(
+        self,
+        method: str,
+        path: str,
+        body: JsonObject | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Operation:
+        return parse_operation(self._api.call(method, path, body, params))
 
     def get_instance(self, instance: str) -> Instance:
         return parse_instance(self._api.call("GET", self._instance_path(instance)))
@@ -193,12 +218,29 @@ class RestCloudSqlAdmin:
         path = f"{self._instance_path(instance)}/databases/{_segment(database)}"
         return self._operation("DELETE", path)
 
-    def disable_deletion_protection(self, instance: str) -> Operation:
-        body = {"settings": {"deletionProtectionEnabled": False}}
+    def latest_recovery_time(self, instance: str) -> datetime:
+        # Response {"kind": "sql#getLatestRecoveryTime", "latestRecoveryTime": RFC 3339}:
+        # https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/projects.instances/getLatestRecoveryTime
+        document = self._api.call("GET", f"{self._instance_path(instance)}/getLatestRecoveryTime")
+        return parse_time(str(document["latestRecoveryTime"]))
+
+    def prepare_for_deletion(self, instance: str) -> Operation:
+        # A clone inherits these settings from production; with them on, deleting it keeps billed
+        # backups that then show up next to production's.
+        body = {
+            "settings": {
+                "deletionProtectionEnabled": False,
+                "retainBackupsOnDelete": False,
+                "finalBackupConfig": {"enabled": False},
+            }
+        }
         return self._operation("PATCH", self._instance_path(instance), body)
 
     def delete_instance(self, instance: str) -> Operation:
-        return self._operation("DELETE", self._instance_path(instance))
+        # enableFinalBackup: "Flag to opt-in for final backup"; sent explicitly as false:
+        # https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/delete
+        params = {"enableFinalBackup": "false"}
+        return self._operation("DELETE", self._instance_path(instance), params=params)
 
     def get_operation(self, name: str) -> Operation:
         return self._operation("GET", f"{self._project}/operations/{_segment(name)}")

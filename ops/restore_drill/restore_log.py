@@ -13,6 +13,8 @@ COLUMNS = (
     "Method",
     "Restore point",
     "RPO (min)",
+    "RPO worst case (min)",
+    "RPO basis",
     "RTO (min)",
     "Checks passed",
     "Result",
@@ -23,9 +25,9 @@ NEW_FILE_MODE = 0o644
 SEPARATOR = "|" + "|".join(" --- " for _ in COLUMNS) + "|"
 NEW_LOG = f"""# Backup restore log
 
-Every restore drill appends one row (`make restore-drill`, see DR_RUNBOOK.md); RPO is the restore
-point minus the newest restored write, RTO the time from the start of the restore until all checks
-passed.
+Every restore drill appends one row (`make restore-drill`, see DR_RUNBOOK.md). RPO is how old the
+restorable data is ("RPO basis" says against what); RTO runs from the start of the drill until every
+check passed (see DR_RUNBOOK.md, "What RPO and RTO mean").
 
 {HEADER}
 {SEPARATOR}

@@ -71,8 +71,14 @@ def write_dump(path: Path, text: str) -> Path:
 OPERATION_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/operations/(?P<operation>[^/]+)$")
 INSTANCE_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/instances/(?P<instance>[^/]+)"
-    r"(?P<rest>/import|/clone|/databases(?:/(?P<database>[^/]+))?)?$"
+    r"(?P<rest>/import|/clone|/getLatestRecoveryTime|/databases(?:/(?P<database>[^/]+))?)?$"
 )
+# The only instances.patch the drill sends: a clone's deletion guards and backup keeping, off.
+PREPARE_FOR_DELETION = {
+    "deletionProtectionEnabled": False,
+    "retainBackupsOnDelete": False,
+    "finalBackupConfig": {"enabled": False},
+}
 OBJECTS_PATH = re.compile(r"^/storage/v1/b/(?P<bucket>[^/]+)/o$")
 
 
@@ -110,6 +116,7 @@ def operation_json(project: str, operation: Operation) -> dict[str, Any]:
 
 
 def instance_json(project: str, instance: Instance) -> dict[str, Any]:
+    """The fields of a DatabaseInstance the drill reads, as the Admin API v1 returns them."""
     return {
         "kind": "sql#instance",
         "name": instance.name,
@@ -120,6 +127,11 @@ def instance_json(project: str, instance: Instance) -> dict[str, Any]:
         "settings": {
             "tier": "db-custom-2-7680",
             "deletionProtectionEnabled": instance.deletion_protection,
+            "retainBackupsOnDelete": instance.retain_backups_on_delete,
+            "finalBackupConfig": {
+                "enabled": instance.final_backup_enabled,
+                "retentionDays": 30,
+            },
         },
     }
 
@@ -221,24 +233,37 @@ class GoogleApiServer:
         match = INSTANCE_PATH.match(path)
         if match is None:
             raise CloudApiError(404, "notFound", f"no route for {method} {path}")
-        return 200, self.instance_call(method, match, body)
+        return 200, self.instance_call(method, match, body, query)
 
     def instance_call(
-        self, method: str, match: re.Match[str], body: dict[str, Any]
+        self,
+        method: str,
+        match: re.Match[str],
+        body: dict[str, Any],
+        query: dict[str, list[str]],
     ) -> dict[str, Any]:
         instance, rest = match["instance"], match["rest"] or ""
         if method == "GET" and not rest:
             return instance_json(self.project, self.admin.get_instance(instance))
+        if method == "GET" and rest == "/getLatestRecoveryTime":
+            latest = self.admin.latest_recovery_time(instance)
+            return {"kind": "sql#getLatestRecoveryTime", "latestRecoveryTime": rfc3339(latest)}
         database = match["database"]
         if method == "GET" and database is not None:
             if not self.admin.database_exists(instance, database):
                 raise NotFoundError(404, "notFound", f"Database {database} not found.")
             return {"kind": "sql#database", "name": database, "instance": instance}
-        operation = self.instance_operation(method, instance, rest, match["database"], body)
+        operation = self.instance_operation(method, instance, rest, match["database"], body, query)
         return operation_json(self.project, operation)
 
     def instance_operation(
-        self, method: str, instance: str, rest: str, database: str | None, body: dict[str, Any]
+        self,
+        method: str,
+        instance: str,
+        rest: str,
+        database: str | None,
+        body: dict[str, Any],
+        query: dict[str, list[str]],
     ) -> Operation:
         if method == "POST" and rest == "/import":
             context = body["importContext"]
@@ -255,10 +280,11 @@ class GoogleApiServer:
         if method == "DELETE" and database is not None:
             return self.admin.delete_database(instance, database)
         if method == "PATCH" and not rest:
-            assert body == {"settings": {"deletionProtectionEnabled": False}}
-            return self.admin.disable_deletion_protection(instance)
+            assert body == {"settings": PREPARE_FOR_DELETION}, body
+            return self.admin.prepare_for_deletion(instance)
         if method == "DELETE" and not rest:
-            return self.admin.delete_instance(instance)
+            final_backup = query.get("enableFinalBackup", ["false"]) == ["true"]
+            return self.admin.delete_instance(instance, enable_final_backup=final_backup)
         raise CloudApiError(400, "badRequest", f"unsupported {method} {rest}")
 
     def list_objects(self, bucket: str, query: dict[str, list[str]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,24 +29,41 @@ def log_copy(tmp_path: Path) -> Path:
     return Path(shutil.copy(cli.DEFAULT_LOG, tmp_path / "BACKUP_RESTORE_LOG.md"))
 
 
+@dataclass
+class FakeGoogle:
+    """Production and staging as separate projects, as in this repository's stacks."""
+
+    production: FakeCloudSqlAdmin
+    staging: FakeCloudSqlAdmin
+    projects_asked: list[tuple[str, str | None]] = field(default_factory=list)
+
+
 @pytest.fixture
-def fake_google(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], FakeCloudSqlAdmin]:
+def fake_google(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], FakeGoogle]:
     """Replace the real Google clients and IAM connector; returns a setter for the restored DB."""
 
-    def use(restored_conninfo: str) -> FakeCloudSqlAdmin:
-        admin = FakeCloudSqlAdmin(
-            [FakeInstance("prod-pg", deletion_protection=True), FakeInstance("staging-pg")]
+    def use(restored_conninfo: str) -> FakeGoogle:
+        google = FakeGoogle(
+            FakeCloudSqlAdmin(
+                [FakeInstance("prod-pg", deletion_protection=True)], project="acme-prod"
+            ),
+            FakeCloudSqlAdmin([FakeInstance("staging-pg")], project="acme-staging"),
         )
         store = FakeBackupStore(
             [StoredObject("backups", "cloudsql/prod-pg/app/20260301T020000Z.sql.gz", 10, EXPORT_AT)]
         )
-        monkeypatch.setattr(
-            cli, "make_cloud_services", lambda project: cli.CloudServices(admin, store)
-        )
+        admins = {"acme-prod": google.production, "acme-staging": google.staging}
+
+        def services(project: str, staging_project: str | None) -> cli.CloudServices:
+            google.projects_asked.append((project, staging_project))
+            staging = admins[staging_project] if staging_project else None
+            return cli.CloudServices(admins[project], staging, store)
+
+        monkeypatch.setattr(cli, "make_cloud_services", services)
         monkeypatch.setattr(
             cli, "make_connector", lambda *args, **kwargs: LocalConnector(restored_conninfo)
         )
-        return admin
+        return google
 
     return use
 
@@ -55,7 +73,7 @@ def pitr(log: Path) -> tuple[int, str]:
         cli.app,
         [
             "--method", "pitr",
-            "--project", "example-project",
+            "--project", "acme-prod",
             "--instance", "prod-pg",
             "--db-user", "restore-drill@example-project.iam.gserviceaccount.com",
             "--point-in-time", "2026-03-01T02:03:00Z",
@@ -69,9 +87,9 @@ def pitr(log: Path) -> tuple[int, str]:
 
 
 def test_pitr_drill_passes_logs_and_removes_the_clone(
-    fake_google: Callable[[str], FakeCloudSqlAdmin], restored: LocalRestoreResult, log_copy: Path
+    fake_google: Callable[[str], FakeGoogle], restored: LocalRestoreResult, log_copy: Path
 ) -> None:
-    admin = fake_google(restored.database_conninfo)
+    admin = fake_google(restored.database_conninfo).production
 
     exit_code, output = pitr(log_copy)
 
@@ -80,16 +98,19 @@ def test_pitr_drill_passes_logs_and_removes_the_clone(
     assert row["Method"] == "pitr (instances.clone)"
     assert row["Source"] == "prod-pg at 2026-03-01 02:03 UTC"
     assert row["Target"] == f"{CLONE}/app (temporary)"
-    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("10.0", "7/7", "passed")
+    # The fake's latest recovery time trails its clock by 3 minutes.
+    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("3.0", "7/7", "passed")
+    assert row["RPO basis"] == "now - latest recovery time (instances.getLatestRecoveryTime)"
     assert CLONE not in admin.instances
 
 
 def test_pitr_drill_with_a_failing_check_exits_1_and_still_removes_the_clone(
-    fake_google: Callable[[str], FakeCloudSqlAdmin],
+    fake_google: Callable[[str], FakeGoogle],
     database_copy: Callable[[str], str],
     log_copy: Path,
 ) -> None:
-    admin = fake_google(database_copy("ALTER TABLE appointments DISABLE ROW LEVEL SECURITY"))
+    broken = database_copy("ALTER TABLE appointments DISABLE ROW LEVEL SECURITY")
+    admin = fake_google(broken).production
 
     exit_code, output = pitr(log_copy)
 
@@ -101,18 +122,19 @@ def test_pitr_drill_with_a_failing_check_exits_1_and_still_removes_the_clone(
     assert "FAILED" in output
 
 
-def test_export_drill_from_the_command_line(
-    fake_google: Callable[[str], FakeCloudSqlAdmin], restored: LocalRestoreResult, log_copy: Path
+def test_export_drill_reads_production_and_restores_into_the_staging_project(
+    fake_google: Callable[[str], FakeGoogle], database_copy: Callable[[str], str], log_copy: Path
 ) -> None:
-    admin = fake_google(restored.database_conninfo)
+    google = fake_google(database_copy(""))
 
     result = runner.invoke(
         cli.app,
         [
             "--method", "export",
-            "--project", "example-project",
+            "--project", "acme-prod",
             "--instance", "prod-pg",
             "--bucket", "backups",
+            "--staging-project", "acme-staging",
             "--staging-instance", "staging-pg",
             "--restore-database", "app_drill",
             "--db-user", "alice@example.com",
@@ -125,7 +147,18 @@ def test_export_drill_from_the_command_line(
     row = read_rows(log_copy)[-1]
     assert row["Source"] == "gs://backups/cloudsql/prod-pg/app/20260301T020000Z.sql.gz"
     assert row["Restore point"] == "2026-03-01 02:00 UTC"
-    assert admin.instances["staging-pg"].databases == {"postgres"}
+    assert google.projects_asked == [("acme-prod", "acme-staging")]
+    # Every Admin API call of an export drill goes to the staging project.
+    assert [call[0] for call in google.staging.calls if call[0] != "get_operation"] == [
+        "database_exists",
+        "create_database",
+        "get_instance",  # prepare the new database for the import
+        "import_sql",
+        "get_instance",  # connect for the checks
+        "delete_database",
+    ]
+    assert google.production.calls == []
+    assert google.staging.instances["staging-pg"].databases == {"postgres"}
 
 
 @pytest.mark.parametrize(
@@ -134,6 +167,44 @@ def test_export_drill_from_the_command_line(
         (["--method", "pitr", "--project", "p", "--instance", "i"], "--db-user"),
         (["--method", "export", "--project", "p", "--instance", "i", "--db-user", "u"], "--bucket"),
         (["--method", "pitr", "--instance", "i", "--db-user", "u"], "--project"),
+        (
+            [
+                "--method",
+                "export",
+                "--project",
+                "p",
+                "--instance",
+                "i",
+                "--db-user",
+                "u",
+                "--bucket",
+                "b",
+                "--staging-instance",
+                "s",
+            ],
+            "--staging-project",
+        ),
+        (
+            [
+                "--method",
+                "export",
+                "--project",
+                "p",
+                "--instance",
+                "i",
+                "--db-user",
+                "u",
+                "--bucket",
+                "b",
+                "--staging-project",
+                "s",
+                "--staging-instance",
+                "s",
+                "--app-roles",
+                "app owner",
+            ],
+            "Invalid value for --app-roles",
+        ),
     ],
 )
 def test_missing_cloud_options_are_usage_errors(

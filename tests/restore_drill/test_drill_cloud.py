@@ -8,9 +8,12 @@ restore "took", so RTO is exact).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import psycopg
+import pytest
 
 from ops.restore_drill.checks import load_checks
 from ops.restore_drill.cloudsql import PollSettings, StoredObject
@@ -23,12 +26,16 @@ from ops.restore_drill.drill import (
     run_pitr_drill,
 )
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
+from ops.restore_drill.import_target import DEFAULT_APP_ROLES as APP_ROLES
+from ops.restore_drill.import_target import preparation_sql
 from ops.restore_drill.local_restore import LocalRestoreResult
 from ops.restore_drill.report import DrillReport
+from tests.restore_drill.conftest import Servers
 from tests.restore_drill.support import EXPORT_AT, NEWEST_WRITE, LocalConnector
 
 BUCKET = "example-backups"
 RESTORE_TAKES = timedelta(minutes=42)
+RECOVERY_LAG = timedelta(minutes=4)  # how far Cloud SQL's latest recovery time trails "now"
 
 
 @dataclass
@@ -66,7 +73,10 @@ def backup_bucket() -> FakeBackupStore:
             export_object(
                 "cloudsql/prod-pg/app/20260228T020000Z.sql.gz", EXPORT_AT - timedelta(days=1)
             ),
-            export_object("cloudsql/prod-pg/app/20260301T020000Z.sql.gz", EXPORT_AT),
+            # Object written 4 minutes after the export started (its stamp): the export's duration.
+            export_object(
+                "cloudsql/prod-pg/app/20260301T020000Z.sql.gz", EXPORT_AT + timedelta(minutes=4)
+            ),
             # A parallel export folder and another database's export are not candidates.
             export_object("cloudsql/prod-pg/app/20260302T020000Z/toc.dat", EXPORT_AT),
             export_object("cloudsql/prod-pg/billing/20260302T020000Z.sql.gz", EXPORT_AT),
@@ -74,9 +84,22 @@ def backup_bucket() -> FakeBackupStore:
     )
 
 
-def cloud() -> FakeCloudSqlAdmin:
+def production() -> FakeInstance:
+    """Production as the stack makes it: protected, keeping its backups when deleted."""
+    return FakeInstance(
+        "prod-pg",
+        deletion_protection=True,
+        retain_backups_on_delete=True,
+        final_backup_enabled=True,
+    )
+
+
+def cloud(clock: Clock | None = None) -> FakeCloudSqlAdmin:
+    """One project holding both instances (the PITR drill only uses production's project)."""
     return FakeCloudSqlAdmin(
-        [FakeInstance("prod-pg", deletion_protection=True), FakeInstance("staging-pg")]
+        [production(), FakeInstance("staging-pg")],
+        clock=clock or Clock(EXPORT_AT),
+        recovery_lag=RECOVERY_LAG,
     )
 
 
@@ -133,7 +156,14 @@ def test_export_drill_imports_the_newest_export_verifies_it_and_removes_the_data
     ]
     assert admin.status_histories("IMPORT") == [["PENDING", "RUNNING", "DONE"]]
     assert local.connections == [("staging-pg", "app_drill_202603010900", "RUNNABLE")]
-    assert (report.restore_point, report.rpo_minutes, report.rto_minutes) == (EXPORT_AT, 7.0, 42.0)
+    # RPO: the export was 7 hours old when the restore started; worst case 24 h + its 4 minutes.
+    assert (report.restore_point, report.rpo_minutes, report.rto_minutes) == (
+        EXPORT_AT,
+        420.0,
+        42.0,
+    )
+    assert report.rpo_worst_case_minutes == 24 * 60 + 4
+    assert report.log_cells("alice")["RPO basis"] == "export age at restore start"
     assert admin.instances["staging-pg"].databases == {"postgres"}  # drill database deleted
     assert admin.instances["prod-pg"].databases == {"postgres"}  # production untouched
     cells = report.log_cells("alice")
@@ -242,7 +272,8 @@ def test_an_existing_database_with_the_drill_name_is_refused_and_kept(
 def test_pitr_drill_clones_verifies_and_deletes_the_protected_clone(
     restored: LocalRestoreResult,
 ) -> None:
-    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
     local = connector(restored.database_conninfo, clock)
     env, _reporter = environment(clock)
 
@@ -254,23 +285,32 @@ def test_pitr_drill_clones_verifies_and_deletes_the_protected_clone(
             "clone_instance",
             "prod-pg",
             "prod-pg-drill-202603010900",
-            PITR_PLAN.point_in_time.isoformat(),
+            str(PITR_PLAN.point_in_time and PITR_PLAN.point_in_time.isoformat()),
         )
     ]
     assert local.connections == [("prod-pg-drill-202603010900", "app", "RUNNABLE")]
-    assert (report.rpo_minutes, report.rto_minutes) == (10.0, 42.0)
-    # The clone inherited production's deletion protection; the drill lifted it on the clone only.
-    assert calls_named(admin, "disable_deletion_protection") == [
-        ("disable_deletion_protection", "prod-pg-drill-202603010900")
+    # RPO: Google's latest recovery time trailed the moment the drill asked by RECOVERY_LAG.
+    assert (report.rpo_minutes, report.rto_minutes) == (4.0, 42.0)
+    # The clone inherited production's deletion protection, retain-on-delete and final backup;
+    # the drill switched them off on the clone only, and deleting it left no backup behind.
+    assert calls_named(admin, "prepare_for_deletion") == [
+        ("prepare_for_deletion", "prod-pg-drill-202603010900")
     ]
+    assert admin.backups_left_behind == []
     assert set(admin.instances) == {"prod-pg", "staging-pg"}
-    assert admin.instances["prod-pg"].deletion_protection
+    prod = admin.instances["prod-pg"]
+    assert (prod.deletion_protection, prod.retain_backups_on_delete, prod.final_backup_enabled) == (
+        True,
+        True,
+        True,
+    )
 
 
 def test_a_failing_check_fails_the_drill_and_the_clone_is_still_deleted(
     database_copy: Callable[[str], str],
 ) -> None:
-    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
     local = connector(database_copy("DROP TABLE security_events"), clock)
     env, _reporter = environment(clock)
 
@@ -285,7 +325,8 @@ def test_a_failing_check_fails_the_drill_and_the_clone_is_still_deleted(
 def test_a_failed_clone_leaves_a_failed_instance_that_is_deleted(
     restored: LocalRestoreResult,
 ) -> None:
-    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
     admin.fail_next("CLONE", "INTERNAL_ERROR", "An internal error occurred.")
     local = connector(restored.database_conninfo, clock)
     env, _reporter = environment(clock)
@@ -303,8 +344,10 @@ def test_a_failed_clone_leaves_a_failed_instance_that_is_deleted(
 def test_an_existing_instance_with_the_clone_name_is_never_deleted(
     restored: LocalRestoreResult,
 ) -> None:
-    admin = FakeCloudSqlAdmin([FakeInstance("prod-pg"), FakeInstance("prod-pg-drill-202603010900")])
     clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = FakeCloudSqlAdmin(
+        [FakeInstance("prod-pg"), FakeInstance("prod-pg-drill-202603010900")], clock=clock
+    )
     env, _reporter = environment(clock)
 
     report = run_pitr_drill(
@@ -322,7 +365,9 @@ def test_an_existing_instance_with_the_clone_name_is_never_deleted(
 def test_a_point_in_time_in_the_future_is_refused_without_cloning(
     restored: LocalRestoreResult,
 ) -> None:
-    admin, clock = cloud(), Clock(PITR_PLAN.point_in_time - timedelta(minutes=1))
+    assert PITR_PLAN.point_in_time is not None
+    clock = Clock(PITR_PLAN.point_in_time - timedelta(minutes=1))
+    admin = cloud(clock)
     env, _reporter = environment(clock)
 
     report = run_pitr_drill(
@@ -336,8 +381,8 @@ def test_a_point_in_time_in_the_future_is_refused_without_cloning(
 def test_a_clone_that_never_finishes_times_out_and_the_failed_cleanup_is_reported(
     restored: LocalRestoreResult,
 ) -> None:
-    admin = FakeCloudSqlAdmin([FakeInstance("prod-pg")], polls_per_phase=10_000)
     clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = FakeCloudSqlAdmin([FakeInstance("prod-pg")], polls_per_phase=10_000, clock=clock)
     elapsed = [0.0]
 
     def sleep(seconds: float) -> None:
@@ -365,7 +410,8 @@ def test_a_clone_that_never_finishes_times_out_and_the_failed_cleanup_is_reporte
 def test_keep_restored_leaves_the_clone_and_says_how_to_delete_it(
     restored: LocalRestoreResult,
 ) -> None:
-    admin, clock = cloud(), Clock(NEWEST_WRITE + timedelta(hours=1))
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
     env, reporter = environment(clock)
     keep = dataclasses.replace(PITR_PLAN, keep_restored=True)
 
@@ -379,3 +425,126 @@ def test_keep_restored_leaves_the_clone_and_says_how_to_delete_it(
     assert any(
         "gcloud sql instances delete prod-pg-drill-202603010900" in note for note in reporter.notes
     )
+
+
+def test_a_403_for_the_clone_name_is_not_taken_for_an_existing_instance(
+    restored: LocalRestoreResult,
+) -> None:
+    """Cloud SQL answers instances.get for a missing instance with 403 as well as 404."""
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = FakeCloudSqlAdmin([production()], clock=clock, missing_instance_status=403)
+    env, reporter = environment(clock)
+
+    report = run_pitr_drill(
+        PITR_PLAN, env, admin, connector(restored.database_conninfo, clock), no_wait_polling()
+    )
+
+    assert report.passed, report.failures
+    assert len(calls_named(admin, "clone_instance")) == 1
+    assert "prod-pg-drill-202603010900" not in admin.instances
+    assert any("403" in note for note in reporter.notes)
+
+
+def test_without_a_point_in_time_the_clone_is_made_at_the_latest_recovery_time(
+    restored: LocalRestoreResult,
+) -> None:
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
+    env, reporter = environment(clock)
+    latest = clock.now - RECOVERY_LAG
+
+    report = run_pitr_drill(
+        dataclasses.replace(PITR_PLAN, point_in_time=None),
+        env,
+        admin,
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert report.passed, report.failures
+    assert calls_named(admin, "clone_instance")[0][3] == latest.isoformat()
+    assert (report.restore_point, report.rpo_minutes) == (latest, 4.0)
+    cells = report.log_cells("bob")
+    assert cells["RPO basis"] == "now - latest recovery time (instances.getLatestRecoveryTime)"
+    assert any("cloning may restart prod-pg" in note for note in reporter.notes)
+
+
+def test_a_point_in_time_after_the_latest_recovery_time_is_refused(
+    restored: LocalRestoreResult,
+) -> None:
+    clock = Clock(NEWEST_WRITE + timedelta(hours=1))
+    admin = cloud(clock)
+    env, _reporter = environment(clock)
+    too_recent = clock.now - timedelta(minutes=1)
+
+    report = run_pitr_drill(
+        dataclasses.replace(PITR_PLAN, point_in_time=too_recent),
+        env,
+        admin,
+        connector(restored.database_conninfo, clock),
+        no_wait_polling(),
+    )
+
+    assert "is after the latest recovery time" in report.failures[0]
+    assert calls_named(admin, "clone_instance") == []
+
+
+# --- import target preparation (real PostgreSQL) --------------------------------------------
+
+
+@pytest.fixture
+def import_role(servers: Servers, restored: LocalRestoreResult) -> Iterator[str]:
+    """A Cloud SQL-like import user (CREATEROLE, not superuser) on the target server."""
+    name = "drill_import_user"
+    with psycopg.connect(servers.target, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN CREATEROLE CREATEDB NOSUPERUSER")
+    yield name
+    with psycopg.connect(servers.target, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE {name}")
+
+
+def test_an_unprepared_import_user_stops_the_drill_before_the_import(
+    database_copy: Callable[[str], str], import_role: str
+) -> None:
+    clock = Clock(EXPORT_AT + timedelta(hours=7))
+    admin = cloud(clock)
+    plan = dataclasses.replace(EXPORT_PLAN, import_user=import_role, app_roles=APP_ROLES)
+    env, _reporter = environment(clock)
+
+    report = run_export_drill(
+        plan, env, admin, backup_bucket(), connector(database_copy(""), clock), no_wait_polling()
+    )
+
+    assert not report.passed
+    assert report.failures[0].startswith(
+        f"staging-pg is not prepared for imports as {import_role}: "
+        f"'{import_role}' cannot SET ROLE 'app_owner' (ALTER ... OWNER TO fails)"
+    )
+    assert (
+        f'GRANT "app_owner" TO "{import_role}" WITH INHERIT TRUE, SET TRUE;' in report.failures[0]
+    )
+    assert calls_named(admin, "import_sql") == []
+    assert admin.instances["staging-pg"].databases == {"postgres"}
+
+
+def test_a_prepared_import_user_passes_the_check_and_the_drill_imports(
+    servers: Servers, database_copy: Callable[[str], str], import_role: str
+) -> None:
+    with psycopg.connect(servers.target, autocommit=True) as conn:
+        conn.execute(preparation_sql(import_role, APP_ROLES).encode())
+    clock = Clock(EXPORT_AT + timedelta(hours=7))
+    admin = cloud(clock)
+    plan = dataclasses.replace(EXPORT_PLAN, import_user=import_role, app_roles=APP_ROLES)
+    env, _reporter = environment(clock)
+    drill_database = database_copy("REVOKE CREATE ON SCHEMA public FROM app_owner")
+
+    report = run_export_drill(
+        plan, env, admin, backup_bucket(), connector(drill_database, clock), no_wait_polling()
+    )
+
+    assert report.passed, report.failures
+    assert calls_named(admin, "import_sql")[0][4] == import_role
+    with psycopg.connect(drill_database) as conn:  # the drill granted it in the new database
+        assert conn.execute(
+            "SELECT has_schema_privilege('app_owner', 'public', 'CREATE')"
+        ).fetchone() == (True,)

@@ -9,6 +9,7 @@ import pytest
 from ops.restore_drill.cloudsql import (
     CloudApiError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     Operation,
     OperationFailedError,
@@ -90,9 +91,30 @@ def test_a_clone_inherits_deletion_protection_which_blocks_deleting_it() -> None
     assert admin.get_instance("copy").deletion_protection
     with pytest.raises(CloudApiError, match="protected"):
         admin.delete_instance("copy")
-    wait_for_operation(admin, admin.disable_deletion_protection("copy"), instant_polling())
+    wait_for_operation(admin, admin.prepare_for_deletion("copy"), instant_polling())
     wait_for_operation(admin, admin.delete_instance("copy"), instant_polling())
     assert set(admin.instances) == {"prod-pg"}
+
+
+def test_a_clone_inherits_backup_keeping_and_leaves_backups_unless_switched_off() -> None:
+    source = FakeInstance("prod-pg", retain_backups_on_delete=True, final_backup_enabled=True)
+    admin = FakeCloudSqlAdmin([source])
+    for clone in ("kept", "cleaned"):
+        wait_for_operation(admin, admin.clone_instance("prod-pg", clone, MOMENT), instant_polling())
+    copy = admin.get_instance("kept")
+    assert (copy.retain_backups_on_delete, copy.final_backup_enabled) == (True, True)
+
+    wait_for_operation(admin, admin.delete_instance("kept"), instant_polling())
+    wait_for_operation(admin, admin.prepare_for_deletion("cleaned"), instant_polling())
+    wait_for_operation(admin, admin.delete_instance("cleaned"), instant_polling())
+
+    assert admin.backups_left_behind == [("kept", "automated"), ("kept", "final")]
+
+
+def test_a_missing_instance_can_answer_403_like_cloud_sql() -> None:
+    admin = FakeCloudSqlAdmin([], missing_instance_status=403)
+    with pytest.raises(ForbiddenError, match="notAuthorized"):
+        admin.get_instance("nowhere")
 
 
 def test_cloning_onto_an_existing_name_is_a_conflict_that_is_not_retried() -> None:

@@ -12,6 +12,7 @@ from ops.restore_drill.checks import load_checks
 from ops.restore_drill.cloudsql import (
     CloudApiError,
     ConflictError,
+    ForbiddenError,
     Instance,
     IpAddress,
     NotFoundError,
@@ -28,7 +29,7 @@ from ops.restore_drill.drill import (
 )
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
 from ops.restore_drill.local_restore import LocalRestoreResult
-from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin
+from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, parse_time
 from tests.restore_drill.support import EXPORT_AT, GoogleApiServer, LocalConnector
 
 PROJECT = "example-project"
@@ -132,10 +133,12 @@ def test_database_and_instance_lifecycle_requests(google_api_server: StartServer
 
     wait_for_operation(admin, admin.create_database("staging-pg", "drill"), NO_WAIT)
     wait_for_operation(admin, admin.delete_database("staging-pg", "drill"), NO_WAIT)
-    wait_for_operation(admin, admin.disable_deletion_protection("tmp"), NO_WAIT)
+    wait_for_operation(admin, admin.prepare_for_deletion("tmp"), NO_WAIT)
     wait_for_operation(admin, admin.delete_instance("tmp"), NO_WAIT)
 
     calls = [(r.method, r.path, r.body) for r in server.requests if "/operations/" not in r.path]
+    [delete] = server.requests_to("DELETE", "/instances/tmp")
+    assert delete.query == {"enableFinalBackup": ["false"]}
     base = f"/v1/projects/{PROJECT}/instances"
     assert calls == [
         (
@@ -144,7 +147,17 @@ def test_database_and_instance_lifecycle_requests(google_api_server: StartServer
             {"kind": "sql#database", "name": "drill", "instance": "staging-pg"},
         ),
         ("DELETE", f"{base}/staging-pg/databases/drill", None),
-        ("PATCH", f"{base}/tmp", {"settings": {"deletionProtectionEnabled": False}}),
+        (
+            "PATCH",
+            f"{base}/tmp",
+            {
+                "settings": {
+                    "deletionProtectionEnabled": False,
+                    "retainBackupsOnDelete": False,
+                    "finalBackupConfig": {"enabled": False},
+                }
+            },
+        ),
         ("DELETE", f"{base}/tmp", None),
     ]
     polls = [r.path for r in server.requests if "/operations/" in r.path]
@@ -248,7 +261,7 @@ def test_the_export_drill_runs_end_to_end_over_http(
     )
 
     assert report.passed, report.failures
-    assert report.rpo_minutes == 7.0
+    assert report.rpo_minutes == 120.0  # the export's age when the restore started
     assert fake.instances["staging-pg"].databases == {"postgres"}
     assert [r.method for r in server.requests if "/operations/" not in r.path] == [
         "GET",  # list exports
@@ -258,3 +271,41 @@ def test_the_export_drill_runs_end_to_end_over_http(
         "GET",  # instances.get (address to connect to)
         "DELETE",  # databases.delete
     ]
+
+
+def test_latest_recovery_time_is_read_with_get_latest_recovery_time(
+    google_api_server: StartServer,
+) -> None:
+    admin, _store, server, fake = clients(google_api_server, [FakeInstance("prod-pg")])
+    fake.clock = lambda: datetime(2026, 3, 1, 9, 0, 0, 250000, tzinfo=UTC)
+
+    latest = admin.latest_recovery_time("prod-pg")
+
+    assert latest == datetime(2026, 3, 1, 8, 57, 0, 250000, tzinfo=UTC)  # the fake lags 3 min
+    [request] = server.requests_to("GET", "/instances/prod-pg/getLatestRecoveryTime")
+    assert request.body is None
+
+
+def test_a_403_is_a_forbidden_error_and_backup_settings_are_parsed(
+    google_api_server: StartServer,
+) -> None:
+    admin, _store, _server, fake = clients(
+        google_api_server,
+        [FakeInstance("prod-pg", retain_backups_on_delete=True, final_backup_enabled=True)],
+    )
+    fake.missing_instance_status = 403
+
+    instance = admin.get_instance("prod-pg")
+    with pytest.raises(ForbiddenError, match="HTTP 403 notAuthorized"):
+        admin.get_instance("nowhere")
+
+    assert (instance.retain_backups_on_delete, instance.final_backup_enabled) == (True, True)
+    assert admin.project == PROJECT
+
+
+def test_google_timestamps_with_any_fraction_are_read_as_utc() -> None:
+    assert parse_time("2026-03-01T08:57:00Z") == datetime(2026, 3, 1, 8, 57, tzinfo=UTC)
+    assert parse_time("2026-03-01T08:57:00.123456789Z") == datetime(
+        2026, 3, 1, 8, 57, 0, 123456, tzinfo=UTC
+    )
+    assert parse_time("2026-03-01T09:57:00+01:00") == datetime(2026, 3, 1, 8, 57, tzinfo=UTC)

@@ -17,6 +17,8 @@ ROW = {
     "Method": "export (instances.import)",
     "Restore point": "2026-03-14 02:00 UTC",
     "RPO (min)": "4.0",
+    "RPO worst case (min)": "1444.0",
+    "RPO basis": "export age at restore start",
     "RTO (min)": "38.5",
     "Checks passed": "7/7",
     "Result": "passed",
@@ -30,6 +32,7 @@ def test_the_repo_log_carries_the_drill_on_record_from_the_design_document() -> 
     assert first["Date"] == "2025-12-12"
     assert first["Restore point"] == "2025-12-12 02:00 UTC"
     assert (first["RPO (min)"], first["RTO (min)"]) == ("10", "42")
+    assert first["RPO basis"].startswith("old: ")  # measured before RPO meant data age
     assert first["Checks passed"] == "smoke/perf suites passed"
     assert (first["Result"], first["Operator"]) == ("passed", "Eng")
     assert DEFAULT_LOG.read_text().startswith("# Backup restore log\n")
