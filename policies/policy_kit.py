@@ -246,17 +246,17 @@ def stack_policy(
     *,
     name: str,
     description: str,
-    resource_types: Collection[str],
+    resource_types: TypeFilter,
     check: StackCheck,
     remediation: str,
     settings: Sequence[Setting] = (),
     severity: Severity = Severity.CRITICAL,
 ) -> StackValidationPolicy:
     """A mandatory stack policy; ``check`` sees only resources of ``resource_types`` (for speed)."""
-    wanted = frozenset(resource_types)
+    wanted = _type_matcher(resource_types)
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [_stack_resource(r) for r in args.resources if r.resource_type in wanted]
+        resources = [_stack_resource(r) for r in args.resources if wanted(r.resource_type)]
         config = effective_config(settings, args.get_config())
         try:
             for finding in check(resources, config):

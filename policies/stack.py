@@ -495,8 +495,56 @@ def _never_pages(
     yield Finding(f"instance {name}: its {kind} alert can never page anyone: {reasons}", instance.urn)
 
 
+def scheduler_targets(resources: list[Resource], _: Config) -> Iterator[Finding]:
+    """Every scheduler that calls Cloud Run starts an export job of the stack in its own project."""
+    index = build_index(resources)
+    jobs = {
+        (job.project, job.location, job.name)
+        for found in index.jobs_by_instance.values()
+        for job in found
+    }
+    for scheduler in (r for r in resources if r.type == SCHEDULER_JOB):
+        try:
+            yield from _target_findings(scheduler, jobs, index)
+        except ValueUnknown as missing:
+            yield Finding(cannot_verify(f"{scheduler.name} {missing.path}"), scheduler.urn)
+
+
+def _target_findings(
+    scheduler: Resource, jobs: set[tuple[str | None, str | None, str]], index: StackIndex
+) -> Iterator[Finding]:
+    uri = str(scheduler.props.at("httpTarget.uri").value or "")
+    host = re.sub(r"^https?://", "", uri).split("/")[0]
+    if not host.endswith("run.googleapis.com"):
+        return  # not a Cloud Run call: other rules judge what starts the export
+    match = _JOB_RUN_URI.match(uri)
+    own = scheduler.project()
+    if match is None:
+        yield Finding(
+            f"httpTarget.uri = {uri!r}: not POST .../v2/projects/{own}/locations/REGION/jobs/JOB:run, "
+            "the form the program writes; the pack cannot tell which job it starts",
+            scheduler.urn,
+        )
+        return
+    project, location, job = match.group("project", "location", "job")
+    if project != own:
+        yield Finding(
+            f"httpTarget.uri names project {project!r}, not the scheduler's own project {own!r} "
+            "(by ID, as the program writes it): it would start a job somewhere else",
+            scheduler.urn,
+        )
+        return
+    if (project, location, job) not in jobs and "jobs" not in index.unknown:
+        known = ", ".join(f"{loc}/{name}" for _, loc, name in sorted(jobs, key=str)) or "none"
+        yield Finding(
+            f"httpTarget.uri starts {location}/{job}, which is not an export job of the stack "
+            f"(export jobs: {known})",
+            scheduler.urn,
+        )
+
+
 def policies() -> list[StackValidationPolicy]:
-    """The stack rule (one policy: the SDK deserializes the whole stack once per stack policy)."""
+    """The stack rules (few: the SDK deserializes the whole stack once per stack policy)."""
     return [
         stack_policy(
             name="cloudsql-instance-backup-coverage",
@@ -508,7 +556,12 @@ def policies() -> list[StackValidationPolicy]:
                 "a failed-backup alert (log match on its automated backups); a failed-export alert "
                 "(failed executions of its export job); and a freshness alert (PromQL over the "
                 "export's success log metric, looking back at most maximumStalenessHours). Each "
-                "missing piece is a separate violation naming the instance."
+                "alert counts only if it can page: enabled, notifying when an incident opens, with "
+                "an enabled channel, and a condition that fires on the failure (its log filter "
+                "matches the entry Google writes for a failed backup window; one failed execution "
+                "crosses its threshold and comparison within its window; the freshness query fires "
+                "when no export succeeded, no data included, and its metric counts successes "
+                "only). Each missing piece is a separate violation naming the instance."
             ),
             resource_types=COVERAGE_TYPES,
             check=backup_coverage,
@@ -524,7 +577,19 @@ def policies() -> list[StackValidationPolicy]:
             ],
             remediation=(
                 "Add the missing piece named in the message (backup bucket, export job, scheduler "
-                "trigger, or alert policy), with the filter or query terms it lists."
+                "trigger, or alert policy), with the filter or query terms it lists, or fix the "
+                "defect that keeps an alert from paging."
             ),
+        ),
+        stack_policy(
+            name="cloudscheduler-job-targets-stack-export",
+            description=(
+                "Every Cloud Scheduler job that calls Cloud Run starts an export job of this stack, "
+                "in the scheduler's own project named by ID (POST https://run.googleapis.com/v2/"
+                "projects/PROJECT/locations/REGION/jobs/JOB:run), never a job elsewhere."
+            ),
+            resource_types=COVERAGE_TYPES,
+            check=scheduler_targets,
+            remediation="Point httpTarget.uri at the stack's export job, in its own project.",
         ),
     ]
