@@ -311,15 +311,15 @@ def _identity_grant_findings(grant: Resource, access: Access) -> Iterator[Findin
 def backup_identity_keys(resources: list[Resource], config: Config) -> Iterator[Finding]:
     access = index_access(resources, config)
     for key in access.by_type[SA_KEY]:
-        yield from _guarded(key, _key_findings(key, access, "serviceAccountId", "service-account"))
+        yield from _guarded(key, _key_findings(key, access, "serviceAccountId", "a service-account"))
     for key in access.by_type[HMAC_KEY]:
-        yield from _guarded(key, _key_findings(key, access, "serviceAccountEmail", "HMAC"))
+        yield from _guarded(key, _key_findings(key, access, "serviceAccountEmail", "an HMAC"))
 
 
 def _key_findings(key: Resource, access: Access, prop: str, kind: str) -> Iterator[Finding]:
     if _targets(key, prop, access.backup_identities, access.backup_emails):
         yield Finding(
-            f"a {kind} key for a backup identity: a long-lived secret that reads or wipes the "
+            f"{kind} key for a backup identity: a long-lived secret that reads or wipes the "
             "backups from anywhere; the jobs use their attached service account, no key",
             key.urn,
         )
