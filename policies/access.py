@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -129,9 +129,7 @@ def index_access(resources: list[Resource], config: Config) -> Access:
     for job in access.by_type[RUN_JOB]:
         _add_identity(access, job, "template", "template.template.serviceAccount", export=True)
     for scheduler in access.by_type[SCHEDULER_JOB]:
-        _add_identity(
-            access, scheduler, "httpTarget", "httpTarget.oauthToken.serviceAccountEmail"
-        )
+        _add_identity(access, scheduler, "httpTarget", "httpTarget.oauthToken.serviceAccountEmail")
     return access
 
 
@@ -141,15 +139,15 @@ def _add_identity(
     for urn in user.depends_on(prop):
         account = access.by_urn.get(urn)
         if account is not None and account.type == ACCOUNT:
-            email = account_email(account) or ""
-            access.backup_identities[urn] = email
+            address = account_email(account) or ""
+            access.backup_identities[urn] = address
             if export:
-                access.export_identities[urn] = email
-    email = user.props.at(email_path)
-    if not email.unknown and email.value:
-        access.backup_emails.add(str(email.value))
+                access.export_identities[urn] = address
+    attached = user.props.at(email_path)
+    if not attached.unknown and attached.value:
+        access.backup_emails.add(str(attached.value))
         if export:
-            access.export_emails.add(str(email.value))
+            access.export_emails.add(str(attached.value))
     access.backup_emails.update(e for e in access.backup_identities.values() if e)
     access.export_emails.update(e for e in access.export_identities.values() if e)
 
@@ -162,25 +160,49 @@ def _member_prop(grant: Resource) -> str:
 
 def outside_reason(principal: str, grant: Resource, access: Access) -> str | None:
     """Why ``principal`` is outside the organisation, or None when it is inside."""
-    config = access.config
     kind, _, identity = principal.partition(":")
-    domains = list(config["allowedDomains"])
-    if kind in ("user", "group"):
-        domain = identity.rpartition("@")[2]
-        return None if in_domains(domain, domains) else f"a {kind} outside {', '.join(domains)}"
-    if kind == "domain":
-        return None if in_domains(identity, domains) else "a domain outside the organisation"
-    if kind == "serviceAccount":
-        return _service_account_reason(identity, grant, access)
-    if kind in ("principal", "principalSet"):
-        pool = _POOL_MEMBER.search(principal)
-        if pool and pool.group("pool") in access.pools.values():
-            return None
-        return "a federated identity that is not from a workload identity pool of the stack"
-    if kind in ("projectOwner", "projectEditor", "projectViewer"):
-        inside = identity in access.allowed_projects(grant)
-        return None if inside else "the members of a project outside allowedProjects"
-    return "not a principal of the organisation (public, deleted or of an unknown kind)"
+    judge = _JUDGES.get(kind)
+    if judge is None:
+        return "not a principal of the organisation (public, deleted or of an unknown kind)"
+    return judge(kind, identity, principal, grant, access)
+
+
+def _person_reason(kind: str, identity: str, _: str, __: Resource, access: Access) -> str | None:
+    domains = list(access.config["allowedDomains"])
+    domain = identity if kind == "domain" else identity.rpartition("@")[2]
+    return None if in_domains(domain, domains) else f"a {kind} outside {', '.join(domains)}"
+
+
+def _federated_reason(_: str, __: str, principal: str, ___: Resource, access: Access) -> str | None:
+    pool = _POOL_MEMBER.search(principal)
+    if pool and pool.group("pool") in access.pools.values():
+        return None
+    return "a federated identity that is not from a workload identity pool of the stack"
+
+
+def _project_members_reason(
+    _: str, identity: str, __: str, grant: Resource, access: Access
+) -> str | None:
+    if identity in access.allowed_projects(grant):
+        return None
+    return "the members of a project outside allowedProjects"
+
+
+def _account_reason(_: str, identity: str, __: str, grant: Resource, access: Access) -> str | None:
+    return _service_account_reason(identity, grant, access)
+
+
+_JUDGES: Final[dict[str, Callable[[str, str, str, Resource, Access], str | None]]] = {
+    "user": _person_reason,
+    "group": _person_reason,
+    "domain": _person_reason,
+    "serviceAccount": _account_reason,
+    "principal": _federated_reason,
+    "principalSet": _federated_reason,
+    "projectOwner": _project_members_reason,
+    "projectEditor": _project_members_reason,
+    "projectViewer": _project_members_reason,
+}
 
 
 def _service_account_reason(email: str, grant: Resource, access: Access) -> str | None:
@@ -202,11 +224,11 @@ def _service_account_reason(email: str, grant: Resource, access: Access) -> str 
     return None
 
 
-def _unknown_member_reason(
-    grant: Resource, member: Node, access: Access
-) -> Iterator[str | None]:
+def _unknown_member_reason(grant: Resource, member: Node, access: Access) -> Iterator[str | None]:
     """For a member the engine does not know yet: the verdict on what it was computed from."""
-    sources = [access.by_urn[urn] for urn in grant.depends_on(_member_prop(grant)) if urn in access.by_urn]
+    sources = [
+        access.by_urn[urn] for urn in grant.depends_on(_member_prop(grant)) if urn in access.by_urn
+    ]
     creators = [s for s in sources if s.type in (ACCOUNT, INSTANCE, WIF_POOL)]
     if not creators:
         raise ValueUnknown(f"{grant.name} {member.path}")
@@ -311,7 +333,9 @@ def _identity_grant_findings(grant: Resource, access: Access) -> Iterator[Findin
 def backup_identity_keys(resources: list[Resource], config: Config) -> Iterator[Finding]:
     access = index_access(resources, config)
     for key in access.by_type[SA_KEY]:
-        yield from _guarded(key, _key_findings(key, access, "serviceAccountId", "a service-account"))
+        yield from _guarded(
+            key, _key_findings(key, access, "serviceAccountId", "a service-account")
+        )
     for key in access.by_type[HMAC_KEY]:
         yield from _guarded(key, _key_findings(key, access, "serviceAccountEmail", "an HMAC"))
 
@@ -396,13 +420,13 @@ def _transfer_findings(job: Resource, access: Access, config: Config) -> Iterato
                 job.urn,
             )
     source = spec.at("gcsDataSource")
-    if source.value is not None and _names_backup_bucket(job, source, access, names):
-        if options.at("deleteObjectsFromSourceAfterTransfer").value is True:
-            yield Finding(
-                "transferOptions.deleteObjectsFromSourceAfterTransfer = true with a backup bucket "
-                "as the source: every run would move the exports out of it",
-                job.urn,
-            )
+    moves = options.at("deleteObjectsFromSourceAfterTransfer").value is True
+    if moves and source.value is not None and _names_backup_bucket(job, source, access, names):
+        yield Finding(
+            "transferOptions.deleteObjectsFromSourceAfterTransfer = true with a backup bucket "
+            "as the source: every run would move the exports out of it",
+            job.urn,
+        )
 
 
 def _names_backup_bucket(job: Resource, end: Node, access: Access, names: set[str]) -> bool:
@@ -431,7 +455,9 @@ def _agent_findings(grant: Resource, access: Access, config: Config) -> Iterator
         return
     for found in grants(grant):
         agents = [
-            m for m in found.members if not m.unknown and str(m.value).endswith(TRANSFER_AGENT_DOMAIN)
+            m
+            for m in found.members
+            if not m.unknown and str(m.value).endswith(TRANSFER_AGENT_DOMAIN)
         ]
         if agents and (found.role.unknown or found.role.value not in config["allowedRoles"]):
             yield Finding(
@@ -599,4 +625,3 @@ def policies() -> list[StackValidationPolicy]:
             remediation="Grant roles/storage.objectCreator and roles/storage.legacyBucketReader only.",
         ),
     ]
-

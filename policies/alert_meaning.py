@@ -202,7 +202,9 @@ def freshness_defects(condition: Node, window_hours: float | None, maximum: floa
         )
     if not re.search(r"\babsent(?:_over_time)?\s*\(", query):
         comparison = _TRAILING_COMPARISON.search(query)
-        if comparison is None or not _zero_passes(comparison.group("op"), comparison.group("value")):
+        if comparison is None or not _zero_passes(
+            comparison.group("op"), comparison.group("value")
+        ):
             found = comparison.group(0).strip() if comparison else "no trailing comparison"
             defects.append(
                 f"its query ends with {found!r}: zero successful exports must satisfy it (e.g. '< 1')"
@@ -213,8 +215,8 @@ def freshness_defects(condition: Node, window_hours: float | None, maximum: floa
 def _zero_passes(operator: str, value: str) -> bool:
     threshold = float(value)
     return {
-        "<": 0 < threshold,
-        "<=": 0 <= threshold,
+        "<": threshold > 0,
+        "<=": threshold >= 0,
         "==": threshold == 0,
         "!=": threshold != 0,
         ">": False,

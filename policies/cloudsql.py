@@ -142,7 +142,9 @@ def _open_network_problems(path: str, value: object) -> Iterator[str]:
         )
 
 
-def _known_networks(instance: Resource) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+def _known_networks(
+    instance: Resource,
+) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
     """The authorized networks whose value is known and a valid CIDR block, with their paths.
 
     Unknown values (computed addresses) and invalid ones are judged by
@@ -175,7 +177,7 @@ def _address_space(instance: Resource, config: Config) -> Iterator[str]:
     maximum = config["maximumIpv4Addresses"]
     ipv4 = [network for _, network in _known_networks(instance) if network.version == 4]
     # Overlapping blocks count once.
-    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(ipv4))  # type: ignore[misc]
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(ipv4))
     if total > maximum:
         yield (
             f"{_NETWORKS}: together the authorized networks open {total:,} IPv4 addresses, more "

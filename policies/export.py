@@ -181,7 +181,9 @@ def _export_databases(job: Resource, config: Config) -> Iterator[str]:
 
 def _export_jobs_only(job: Resource) -> str | None:
     for container in job.props.at(f"{_TASK}.containers").elements():
-        if any(env.at("name").value == "EXPORT_INSTANCE" for env in container.at("envs").elements()):
+        if any(
+            env.at("name").value == "EXPORT_INSTANCE" for env in container.at("envs").elements()
+        ):
             return None
     return "not an export job (no EXPORT_INSTANCE variable)"
 
@@ -287,7 +289,11 @@ def policies() -> list[ResourceValidationPolicy]:
                     "array",
                     list(TRUSTED_REGISTRIES),
                     "Image name prefixes (registry and repository path) a job may run.",
-                    {"items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
+                    {
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
                 ),
             ],
             severity=Severity.CRITICAL,
@@ -318,7 +324,11 @@ def policies() -> list[ResourceValidationPolicy]:
                     "array",
                     ["scheduling"],
                     "Databases every export must include.",
-                    {"items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True},
+                    {
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
                 ),
             ],
             severity=Severity.CRITICAL,

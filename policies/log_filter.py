@@ -31,7 +31,6 @@ SEVERITIES: Final = (
     "ALERT",
     "EMERGENCY",
 )
-_OPERATORS: Final = ("=~", "!~", "!=", ">=", "<=", "=", ":", ">", "<")
 _TOKEN: Final = re.compile(
     r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<paren>[()])|(?P<op>=~|!~|!=|>=|<=|=|:|>|<)'
     r"|(?P<word>[^\s()=!<>:\"]+))"
@@ -178,32 +177,42 @@ def _severity_rank(value: str) -> int:
     return SEVERITIES.index(upper) * 100
 
 
+def _ordered(actual: str, value: str) -> int:
+    return _severity_rank(actual) - _severity_rank(value)
+
+
+Compare = Callable[[str, str, "re.Pattern[str] | None"], bool]
+_COMPARE: Final[dict[str, Compare]] = {
+    "=": lambda actual, value, _: actual.lower() == value.lower(),
+    "!=": lambda actual, value, _: actual.lower() != value.lower(),
+    ":": lambda actual, value, _: value.lower() in actual.lower(),
+    "=~": lambda actual, _, pattern: pattern is not None and pattern.search(actual) is not None,
+    "!~": lambda actual, _, pattern: pattern is not None and pattern.search(actual) is None,
+    ">": lambda actual, value, _: _ordered(actual, value) > 0,
+    ">=": lambda actual, value, _: _ordered(actual, value) >= 0,
+    "<": lambda actual, value, _: _ordered(actual, value) < 0,
+    "<=": lambda actual, value, _: _ordered(actual, value) <= 0,
+}
+
+
 def _comparison(field: str, operator: str, value: str) -> Predicate:
-    if operator not in _OPERATORS:
+    if operator not in _COMPARE:
         raise UnsupportedFilterError(f"operator {operator!r}")
     if operator in ("<", "<=", ">", ">=") and field != "severity":
         raise UnsupportedFilterError(f"ordering comparison on {field}")
-    if operator in ("=~", "!~"):
-        pattern = re.compile(value)
+    try:
+        pattern = re.compile(value) if operator in ("=~", "!~") else None
+    except re.error as invalid:
+        raise UnsupportedFilterError(f"{value!r} is not a regular expression: {invalid}") from None
+
+    compare = _COMPARE[operator]
 
     def test(entry: Entry) -> bool:
         actual = entry.get(field)
-        if operator == "!=":
-            return actual is None or actual.lower() != value.lower()
-        if operator == "!~":
-            return actual is None or pattern.search(actual) is None
         if actual is None:
-            return False
-        if operator == "=":
-            return actual.lower() == value.lower()
-        if operator == ":":
-            return value.lower() in actual.lower()
-        if operator == "=~":
-            return pattern.search(actual) is not None
-        difference = _severity_rank(actual) - _severity_rank(value)
-        return {">": difference > 0, ">=": difference >= 0, "<": difference < 0}.get(
-            operator, difference <= 0
-        )
+            # Only a negative comparison holds for a field the entry does not have.
+            return operator in ("!=", "!~")
+        return compare(actual, value, pattern)
 
     return test
 

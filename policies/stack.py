@@ -331,7 +331,9 @@ def _index_alert(index: StackIndex, alert: Resource) -> None:
         if metric_filters:
             for job in _values(query, "job_name"):
                 index.freshness_alerts[job].append(
-                    FreshnessAlert(alert, _window_hours(query), condition, metric_filters[0], paging)
+                    FreshnessAlert(
+                        alert, _window_hours(query), condition, metric_filters[0], paging
+                    )
                 )
 
 
@@ -492,7 +494,9 @@ def _never_pages(
     if any(not candidate.defects for candidate in candidates):
         return
     reasons = " | ".join(summary(c.resource.name, c.defects) for c in candidates)
-    yield Finding(f"instance {name}: its {kind} alert can never page anyone: {reasons}", instance.urn)
+    yield Finding(
+        f"instance {name}: its {kind} alert can never page anyone: {reasons}", instance.urn
+    )
 
 
 def scheduler_targets(resources: list[Resource], _: Config) -> Iterator[Finding]:

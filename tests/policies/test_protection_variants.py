@@ -60,7 +60,9 @@ def freshness_query(query: str) -> Callable[[dict[str, Any]], None]:
     return setting(QUERY, query)
 
 
-def retarget_scheduler(project: str, job: str = "sql-export-prod") -> Callable[[dict[str, Any]], None]:
+def retarget_scheduler(
+    project: str, job: str = "sql-export-prod"
+) -> Callable[[dict[str, Any]], None]:
     uri = f"https://run.googleapis.com/v2/projects/{project}/locations/europe-west1/jobs/{job}:run"
     return setting("httpTarget.uri", uri)
 
@@ -188,7 +190,9 @@ VARIANTS = [
         "prod",
         on(
             ALERT,
-            replace_in_condition(BACKUP_FILTER, "protoPayload.methodName=", "-protoPayload.methodName="),
+            replace_in_condition(
+                BACKUP_FILTER, "protoPayload.methodName=", "-protoPayload.methodName="
+            ),
             BACKUP_ALERT,
         ),
         COVERAGE,
@@ -326,7 +330,10 @@ VARIANTS = [
     Variant(
         "a-slash-8",
         "prod",
-        on(INSTANCE, setting("settings.ipConfiguration.authorizedNetworks", [{"value": "11.0.0.0/8"}])),
+        on(
+            INSTANCE,
+            setting("settings.ipConfiguration.authorizedNetworks", [{"value": "11.0.0.0/8"}]),
+        ),
         "cloudsql-instance-authorized-network-prefix",
         (INSTANCE, None),
     ),
@@ -421,7 +428,10 @@ VARIANTS = [
         "key-for-the-export-identity",
         "prod",
         with_resource(
-            SA_KEY, "export-sa-key", {"serviceAccountId": UNKNOWN}, {"serviceAccountId": ["export-job-sa"]}
+            SA_KEY,
+            "export-sa-key",
+            {"serviceAccountId": UNKNOWN},
+            {"serviceAccountId": ["export-job-sa"]},
         ),
         "iam-backup-identity-no-keys",
         (SA_KEY, "export-sa-key"),
@@ -550,7 +560,9 @@ def _urn_of(stack: RenderedStack, type_token: str, name: str | None) -> str:
 def test_variant_is_rejected_by_its_policy(
     analyzers: Analyzers, variant: Variant, preview: bool
 ) -> None:
-    stack = variant.build(rendered(variant.stack, preview=preview, overrides=dict(variant.overrides)))
+    stack = variant.build(
+        rendered(variant.stack, preview=preview, overrides=dict(variant.overrides))
+    )
 
     result = analyzers.verdicts(stack)
 
@@ -590,4 +602,3 @@ def test_every_new_policy_has_a_variant(analyzers: Analyzers) -> None:
     }
     assert len(new) == 22
     assert new <= covered, new - covered
-

@@ -197,7 +197,10 @@ def test_a_member_computed_from_a_service_account_of_the_stack_is_judged_by_its_
     )
 
     assert analyzers.verdicts(base).of_policy("iam-backup-bucket-principals-in-org") == []
-    details = [v.detail for v in analyzers.verdicts(foreign).of_policy("iam-backup-bucket-principals-in-org")]
+    details = [
+        v.detail
+        for v in analyzers.verdicts(foreign).of_policy("iam-backup-bucket-principals-in-org")
+    ]
     assert any("computed from export-job-sa" in d and "someone-elses-project" in d for d in details)
 
 
