@@ -289,10 +289,18 @@ def _guarded(resource: Resource, check: Iterator[Finding]) -> Iterator[Finding]:
         yield Finding(cannot_verify(missing.path), resource.urn)
 
 
-def backup_bucket_principals(resources: list[Resource], config: Config) -> Iterator[Finding]:
+GrantCheck = Callable[[Resource, Access], Iterator[Finding]]
+
+
+def _per_grant(resources: list[Resource], config: Config, check: GrantCheck) -> Iterator[Finding]:
+    """``check``'s findings for every IAM grant of the stack."""
     access = index_access(resources, config)
     for grant in access.grants:
-        yield from _guarded(grant, _bucket_grant_findings(grant, access))
+        yield from _guarded(grant, check(grant, access))
+
+
+def backup_bucket_principals(resources: list[Resource], config: Config) -> Iterator[Finding]:
+    yield from _per_grant(resources, config, _bucket_grant_findings)
 
 
 def _bucket_grant_findings(grant: Resource, access: Access) -> Iterator[Finding]:
@@ -307,9 +315,7 @@ def _bucket_grant_findings(grant: Resource, access: Access) -> Iterator[Finding]
 
 
 def backup_identity_principals(resources: list[Resource], config: Config) -> Iterator[Finding]:
-    access = index_access(resources, config)
-    for grant in access.grants:
-        yield from _guarded(grant, _identity_grant_findings(grant, access))
+    yield from _per_grant(resources, config, _identity_grant_findings)
 
 
 def _identity_grant_findings(grant: Resource, access: Access) -> Iterator[Finding]:
@@ -350,10 +356,7 @@ def _key_findings(key: Resource, access: Access, prop: str, kind: str) -> Iterat
 
 
 def export_identity_admin(resources: list[Resource], config: Config) -> Iterator[Finding]:
-    access = index_access(resources, config)
-    custom_roles = {r.urn: r for t in CUSTOM_ROLES for r in access.by_type[t]}
-    for grant in access.grants:
-        yield from _guarded(grant, _admin_findings(grant, access, custom_roles))
+    yield from _per_grant(resources, config, _admin_findings)
 
 
 def _to_export_identity(grant: Resource, member: Node, access: Access) -> bool:
@@ -362,10 +365,9 @@ def _to_export_identity(grant: Resource, member: Node, access: Access) -> bool:
     return not member.unknown and str(member.value).partition(":")[2] in access.export_emails
 
 
-def _admin_findings(
-    grant: Resource, access: Access, custom_roles: dict[str, Resource]
-) -> Iterator[Finding]:
+def _admin_findings(grant: Resource, access: Access) -> Iterator[Finding]:
     config = access.config
+    custom_roles = {r.urn: r for t in CUSTOM_ROLES for r in access.by_type[t]}
     for found in grants(grant):
         if not any(_to_export_identity(grant, m, access) for m in found.members):
             continue
@@ -445,12 +447,11 @@ def _overlaps(path: str, prefix: str) -> bool:
 
 
 def transfer_agent_roles(resources: list[Resource], config: Config) -> Iterator[Finding]:
-    access = index_access(resources, config)
-    for grant in access.grants:
-        yield from _guarded(grant, _agent_findings(grant, access, config))
+    yield from _per_grant(resources, config, _agent_findings)
 
 
-def _agent_findings(grant: Resource, access: Access, config: Config) -> Iterator[Finding]:
+def _agent_findings(grant: Resource, access: Access) -> Iterator[Finding]:
+    config = access.config
     if not on_backup_bucket(grant, access):
         return
     for found in grants(grant):
