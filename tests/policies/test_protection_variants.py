@@ -186,6 +186,24 @@ VARIANTS = [
         (INSTANCE, None),
     ),
     Variant(
+        # Only Google's precedence (OR binds tighter than AND) shows this can never match: the
+        # last term then applies to the whole filter, and no backup entry is a cloudsql_instance.
+        "backup-alert-restricted-by-precedence",
+        "prod",
+        on(
+            ALERT,
+            replace_in_condition(
+                BACKUP_FILTER,
+                '(protoPayload.metadata.windowStatus:"FAIL" OR severity>=ERROR)',
+                'protoPayload.metadata.windowStatus:"FAIL" OR severity>=ERROR AND '
+                'resource.type="cloudsql_instance"',
+            ),
+            BACKUP_ALERT,
+        ),
+        COVERAGE,
+        (INSTANCE, None),
+    ),
+    Variant(
         "backup-alert-method-negated",
         "prod",
         on(
