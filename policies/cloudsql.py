@@ -25,6 +25,10 @@ DEFAULT_SSL_MODE = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
 SAFE_SSL_MODES = ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
 
 _BACKUP = "settings.backupConfiguration"
+_NETWORKS = "settings.ipConfiguration.authorizedNetworks"
+# The EU locations the stacks use today: backups in the eu multi-region, instances in europe-west1.
+BACKUP_GEOGRAPHY = ["eu", "europe-west1"]
+DEFAULT_ACTIVATION_POLICY = "ALWAYS"  # what Cloud SQL creates an instance with when not set
 
 
 def _primary_only(instance: Resource) -> str | None:
@@ -135,6 +139,135 @@ def _open_network_problems(path: str, value: object) -> Iterator[str]:
         yield (
             f"{path} = {describe(value)}: a /0 network lets every address on the internet "
             "reach the database; list specific CIDR blocks"
+        )
+
+
+def _known_networks(
+    instance: Resource,
+) -> list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+    """The authorized networks whose value is known and a valid CIDR block, with their paths.
+
+    Unknown values (computed addresses) and invalid ones are judged by
+    cloudsql-instance-no-open-authorized-networks."""
+    found = []
+    for network in instance.props.at(_NETWORKS).elements():
+        cidr = network.at("value")
+        if cidr.unknown:
+            continue
+        try:
+            found.append((cidr.path, ipaddress.ip_network(str(cidr.value), strict=False)))
+        except ValueError:
+            continue
+    return found
+
+
+def _narrow_networks(instance: Resource, config: Config) -> Iterator[str]:
+    minimums = {4: config["minimumPrefixLengthIpv4"], 6: config["minimumPrefixLengthIpv6"]}
+    for path, network in _known_networks(instance):
+        minimum = minimums[network.version]
+        if network.prefixlen < minimum:
+            yield (
+                f"{path} = '{network}': a /{network.prefixlen} opens "
+                f"{network.num_addresses:,} addresses to the database, wider than /{minimum} "
+                f"(minimumPrefixLengthIpv{network.version}); list narrower blocks"
+            )
+
+
+def _address_space(instance: Resource, config: Config) -> Iterator[str]:
+    maximum = config["maximumIpv4Addresses"]
+    ipv4 = [network for _, network in _known_networks(instance) if network.version == 4]
+    # Overlapping blocks count once.
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(ipv4))
+    if total > maximum:
+        yield (
+            f"{_NETWORKS}: together the authorized networks open {total:,} IPv4 addresses, more "
+            f"than {maximum:,} (maximumIpv4Addresses); many small blocks are as open as one big one"
+        )
+
+
+def _psc_consumers(instance: Resource, config: Config) -> Iterator[str]:
+    allowed = {instance.project(), *config["allowedConsumerProjects"]}
+    psc_configs = instance.props.at("settings.ipConfiguration.pscConfigs").elements()
+    for psc in psc_configs:
+        for project in psc.at("allowedConsumerProjects").elements():
+            if project.unknown or project.value in allowed:
+                continue
+            yield (
+                f"{project.path} = {describe(project.value)}: any network of that project may "
+                "connect to the instance over Private Service Connect; it is not the instance's "
+                "project nor in allowedConsumerProjects"
+            )
+        for connection in psc.at("pscAutoConnections").elements():
+            yield from _psc_connection_problems(connection, allowed)
+
+
+def _psc_connection_problems(connection: Node, allowed: set[str | None]) -> Iterator[str]:
+    network = connection.at("consumerNetwork")
+    network_project = str(network.value or "").split("/")[1:2]
+    if network.value and network_project and network_project[0] not in allowed:
+        yield (
+            f"{network.path} = {describe(network.value)}: a consumer network outside the instance's "
+            "project and allowedConsumerProjects"
+        )
+    service = connection.at("consumerServiceProjectId")
+    if service.value and service.value not in allowed:
+        yield (
+            f"{service.path} = {describe(service.value)}: a consumer project outside the instance's "
+            "project and allowedConsumerProjects"
+        )
+
+
+def _always_running(instance: Resource, config: Config) -> Iterator[str]:
+    policy = instance.props.at("settings.activationPolicy")
+    effective = policy.value if policy.value is not None else DEFAULT_ACTIVATION_POLICY
+    if effective not in config["allowedActivationPolicies"]:
+        yield (
+            f"{policy.path} = {describe(effective)}: a stopped instance takes no automated backups "
+            "and no exports (its backup windows are logged as skipped); set it to ALWAYS"
+        )
+
+
+def _retain_backups_on_delete(instance: Resource, _: Config) -> Iterator[str]:
+    retain = instance.props.at("settings.retainBackupsOnDelete")
+    if retain.value is not True:
+        yield (
+            f"{retain.path} = {describe(retain.value)}: deleting the instance would delete its "
+            "automated backups with it; set it to true"
+        )
+
+
+def _final_backup_retention(instance: Resource, config: Config) -> Iterator[str]:
+    final = instance.props.at("settings.finalBackupConfig")
+    if final.at("enabled").value is not True:
+        return  # cloudsql-instance-final-backup reports it.
+    days = final.at("retentionDays")
+    minimum = config["minimumDays"]
+    value = numeric(days.value)
+    if value is None:
+        yield (
+            f"{days.path} = {describe(days.value)}: the final backup's retention must be set "
+            f"explicitly, at least {minimum} days (minimumDays)"
+        )
+    elif value < minimum:
+        yield (
+            f"{days.path} = {describe(value)}: the final backup is kept fewer than {minimum} days "
+            f"(minimumDays); raise it to at least {minimum}"
+        )
+
+
+def _backup_location(instance: Resource, config: Config) -> Iterator[str]:
+    location = instance.props.at(f"{_BACKUP}.location")
+    allowed = [str(entry).lower() for entry in config["allowedLocations"]]
+    if location.value is None:
+        yield (
+            f"{location.path} is not set: Cloud SQL then stores backups in the multi-region "
+            f"nearest the instance, which the gate cannot place; set one of {', '.join(allowed)} "
+            "(allowedLocations)"
+        )
+    elif str(location.value).lower() not in allowed:
+        yield (
+            f"{location.path} = {describe(location.value)}: backups would be stored outside the "
+            f"allowed geography ({', '.join(allowed)}, allowedLocations)"
         )
 
 
@@ -349,6 +482,154 @@ def policies() -> list[ResourceValidationPolicy]:
             checks=[_final_backup],
             severity=Severity.CRITICAL,
             remediation="Set settings.final_backup_config.enabled=True (with retention_days).",
+        ),
+        resource_policy(
+            name="cloudsql-instance-final-backup-retention",
+            description=(
+                "The final backup Cloud SQL takes when an instance is deleted is kept at least "
+                "minimumDays (settings.finalBackupConfig.retentionDays), not merely enabled."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            scope=_primary_only,
+            checks=[_final_backup_retention],
+            settings=[
+                Setting(
+                    "minimumDays",
+                    "integer",
+                    30,
+                    "Fewest days the final backup must be kept (Google allows 1-365).",
+                    {"minimum": 1, "maximum": 365},
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Set settings.final_backup_config.retention_days to at least the minimum.",
+        ),
+        resource_policy(
+            name="cloudsql-instance-retain-backups-on-delete",
+            description=(
+                "Cloud SQL instances keep their automated backups after the instance is deleted "
+                "(settings.retainBackupsOnDelete)."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            scope=_primary_only,
+            checks=[_retain_backups_on_delete],
+            severity=Severity.CRITICAL,
+            remediation="Set settings.retain_backups_on_delete=True.",
+        ),
+        resource_policy(
+            name="cloudsql-instance-always-running",
+            description=(
+                "Cloud SQL instances stay running (settings.activationPolicy ALWAYS; Cloud SQL's "
+                "default when not set): a stopped instance takes no backups while every backup "
+                "setting still reads compliant."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            scope=_primary_only,
+            checks=[_always_running],
+            settings=[
+                Setting(
+                    "allowedActivationPolicies",
+                    "array",
+                    [DEFAULT_ACTIVATION_POLICY],
+                    "Activation policies an instance may have.",
+                    {
+                        "items": {"type": "string", "enum": ["ALWAYS", "NEVER", "ON_DEMAND"]},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Set settings.activation_policy='ALWAYS' (or leave it unset).",
+        ),
+        resource_policy(
+            name="cloudsql-instance-backup-location",
+            description=(
+                "Automated backups of Cloud SQL instances are stored in an allowed location "
+                "(settings.backupConfiguration.location, set explicitly), so backups stay inside "
+                "the configured geography."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            scope=_primary_only,
+            checks=[_backup_location],
+            settings=[
+                Setting(
+                    "allowedLocations",
+                    "array",
+                    list(BACKUP_GEOGRAPHY),
+                    "Locations (multi-regions or regions, any case) backups may be stored in.",
+                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                ),
+            ],
+            remediation="Set settings.backup_configuration.location to an allowed location.",
+        ),
+        resource_policy(
+            name="cloudsql-instance-authorized-network-prefix",
+            description=(
+                "Every Cloud SQL authorized network is at least as narrow as the minimum prefix "
+                "length (a /8 or two /1 halves are as open as 0.0.0.0/0 in practice)."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            checks=[_narrow_networks],
+            settings=[
+                Setting(
+                    "minimumPrefixLengthIpv4",
+                    "integer",
+                    24,
+                    "Shortest IPv4 prefix an authorized network may have (24: at most 256 addresses).",
+                    {"minimum": 1, "maximum": 32},
+                ),
+                Setting(
+                    "minimumPrefixLengthIpv6",
+                    "integer",
+                    64,
+                    "Shortest IPv6 prefix an authorized network may have.",
+                    {"minimum": 1, "maximum": 128},
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="List narrower CIDR blocks in settings.ip_configuration.authorized_networks.",
+        ),
+        resource_policy(
+            name="cloudsql-instance-authorized-address-space",
+            description=(
+                "All Cloud SQL authorized networks of an instance together open at most "
+                "maximumIpv4Addresses IPv4 addresses (overlaps counted once)."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            checks=[_address_space],
+            settings=[
+                Setting(
+                    "maximumIpv4Addresses",
+                    "integer",
+                    4096,
+                    "Most IPv4 addresses the authorized networks may open together.",
+                    {"minimum": 1, "maximum": 16777216},
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Remove or narrow authorized networks until the total is under the cap.",
+        ),
+        resource_policy(
+            name="cloudsql-instance-psc-allowed-consumers",
+            description=(
+                "Private Service Connect lets only the instance's own project and "
+                "allowedConsumerProjects connect (pscConfigs allowedConsumerProjects and "
+                "pscAutoConnections)."
+            ),
+            resource_types=_INSTANCE_TYPES,
+            checks=[_psc_consumers],
+            settings=[
+                Setting(
+                    "allowedConsumerProjects",
+                    "array",
+                    [],
+                    "Projects (IDs or numbers) besides the instance's own that may connect over PSC.",
+                    {"items": {"type": "string"}, "uniqueItems": True},
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Remove the outside project, or add it to allowedConsumerProjects with a reason.",
         ),
         resource_policy(
             name="cloudsql-instance-high-availability",

@@ -26,6 +26,12 @@ DEFAULT_MAX_RETRIES = 3  # Cloud Run's retries when maxRetries is not set
 DEFAULT_TIMEOUT = "600s"  # Cloud Run's task timeout when timeout is not set
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _TASK = "template.template"
+# Google's Cloud SDK images (https://github.com/GoogleCloudPlatform/cloud-sdk-docker): floating
+# tags such as :stable, :slim, :alpine, :latest move; :VERSION-VARIANT (e.g. 576.0.0-stable) or a
+# digest stays put.
+TRUSTED_REGISTRIES = ["gcr.io/google.com/cloudsdktool/"]
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_VERSION_TAG = re.compile(r":\d+(?:\.\d+)+(?:-[a-z0-9_]+)?$")
 
 
 def _not_paused(job: Resource, _: Config) -> Iterator[str]:
@@ -126,6 +132,62 @@ def _env_problems(env: Node) -> Iterator[str]:
         )
 
 
+def _images(job: Resource) -> Iterator[Node]:
+    for container in job.props.at(f"{_TASK}.containers").elements():
+        yield container.at("image")
+
+
+def _image_registry(job: Resource, config: Config) -> Iterator[str]:
+    registries = list(config["allowedRegistries"])
+    for image in _images(job):
+        reference = str(image.value or "")
+        if not any(reference.startswith(prefix) for prefix in registries):
+            yield (
+                f"{image.path} = {describe(image.value)}: not from an allowed registry "
+                f"({', '.join(registries)}, allowedRegistries); the export job runs with access to "
+                "the database and the backups"
+            )
+
+
+def _image_pinned(job: Resource, _: Config) -> Iterator[str]:
+    for image in _images(job):
+        reference = str(image.value or "")
+        if _DIGEST.search(reference) or _VERSION_TAG.search(reference.rpartition("/")[2]):
+            continue
+        yield (
+            f"{image.path} = {describe(image.value)}: not pinned; a floating tag can change what "
+            "the export runs without any change here; use a version tag (e.g. :576.0.0-stable) "
+            "or a digest (@sha256:...)"
+        )
+
+
+def _export_databases(job: Resource, config: Config) -> Iterator[str]:
+    envs = {
+        str(env.at("name").value): env.at("value")
+        for container in job.props.at(f"{_TASK}.containers").elements()
+        for env in container.at("envs").elements()
+    }
+    if "EXPORT_INSTANCE" not in envs:
+        return  # not an export job
+    listed = envs.get("EXPORT_DATABASES", Node(None, "EXPORT_DATABASES"))
+    databases = {name.strip() for name in str(listed.value or "").split(",") if name.strip()}
+    missing = [name for name in config["requiredDatabases"] if name not in databases]
+    if missing:
+        yield (
+            f"EXPORT_DATABASES = {describe(listed.value)}: does not export {', '.join(missing)}, "
+            "which hold the data (requiredDatabases); the job would report success without them"
+        )
+
+
+def _export_jobs_only(job: Resource) -> str | None:
+    for container in job.props.at(f"{_TASK}.containers").elements():
+        if any(
+            env.at("name").value == "EXPORT_INSTANCE" for env in container.at("envs").elements()
+        ):
+            return None
+    return "not an export job (no EXPORT_INSTANCE variable)"
+
+
 def policies() -> list[ResourceValidationPolicy]:
     """The export rules, in the order the policy reference lists them."""
     return [
@@ -212,5 +274,64 @@ def policies() -> list[ResourceValidationPolicy]:
                 "Store the secret in Secret Manager and set the variable with "
                 "value_source.secret_key_ref (secret, version)."
             ),
+        ),
+        resource_policy(
+            name="cloudrun-job-image-allowed-registry",
+            description=(
+                "Every container image of a Cloud Run job comes from an allowed registry "
+                "(allowedRegistries: Google's Cloud SDK images by default)."
+            ),
+            resource_types=_RUN_JOB_TYPES,
+            checks=[_image_registry],
+            settings=[
+                Setting(
+                    "allowedRegistries",
+                    "array",
+                    list(TRUSTED_REGISTRIES),
+                    "Image name prefixes (registry and repository path) a job may run.",
+                    {
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Use an image from an allowed registry, e.g. Google's Cloud SDK image.",
+        ),
+        resource_policy(
+            name="cloudrun-job-image-pinned",
+            description=(
+                "Every container image of a Cloud Run job is pinned: a version tag "
+                "(e.g. 576.0.0-stable) or a digest, never a floating tag such as stable or latest."
+            ),
+            resource_types=_RUN_JOB_TYPES,
+            checks=[_image_pinned],
+            remediation="Pin the image to a version tag or a digest.",
+        ),
+        resource_policy(
+            name="cloudrun-job-export-databases",
+            description=(
+                "The export job exports every database that holds the data (requiredDatabases "
+                "must all be in its EXPORT_DATABASES list)."
+            ),
+            resource_types=_RUN_JOB_TYPES,
+            scope=_export_jobs_only,
+            checks=[_export_databases],
+            settings=[
+                Setting(
+                    "requiredDatabases",
+                    "array",
+                    ["scheduling"],
+                    "Databases every export must include.",
+                    {
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                ),
+            ],
+            severity=Severity.CRITICAL,
+            remediation="Add the database to the stack's export_databases.",
         ),
     ]

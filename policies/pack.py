@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import access
 import alerting
 import cloudsql
 import export
@@ -31,6 +32,7 @@ def all_policies() -> list[Policy]:
         *cloudsql.policies(),
         *storage.policies(),
         *iam.policies(),
+        *access.policies(),
         *export.policies(),
         *alerting.policies(),
         *stack.policies(),

@@ -84,6 +84,12 @@ class Resource:
     props: Node
     protect: bool
     provider: Node
+    # URNs each top-level property was computed from (stack policies only; the engine sends them).
+    dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def depends_on(self, prop: str) -> tuple[str, ...]:
+        """URNs of the resources whose outputs fed ``prop`` (empty when none or not known)."""
+        return self.dependencies.get(prop, ())
 
     def project(self) -> str | None:
         """The resource's project: its own ``project`` input, else its provider's default project."""
@@ -153,7 +159,13 @@ def run_checks(resource: Resource, config: Config, checks: Iterable[Check]) -> l
 
 
 def _resource(
-    type_: str, name: str, urn: str, props: Any, protect: bool, provider_props: Any
+    type_: str,
+    name: str,
+    urn: str,
+    props: Any,
+    protect: bool,
+    provider_props: Any,
+    dependencies: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Resource:
     return Resource(
         type=type_,
@@ -162,6 +174,7 @@ def _resource(
         props=Node(props),
         protect=bool(protect),
         provider=Node(provider_props if provider_props is not None else {}),
+        dependencies=dependencies or {},
     )
 
 
@@ -222,6 +235,10 @@ def _stack_resource(resource: PolicyResource) -> Resource:
         resource.props,
         resource.opts.protect,
         resource.provider.props if resource.provider is not None else None,
+        {
+            prop: tuple(dependency.urn for dependency in dependencies)
+            for prop, dependencies in (resource.property_dependencies or {}).items()
+        },
     )
 
 
@@ -229,17 +246,17 @@ def stack_policy(
     *,
     name: str,
     description: str,
-    resource_types: Collection[str],
+    resource_types: TypeFilter,
     check: StackCheck,
     remediation: str,
     settings: Sequence[Setting] = (),
     severity: Severity = Severity.CRITICAL,
 ) -> StackValidationPolicy:
     """A mandatory stack policy; ``check`` sees only resources of ``resource_types`` (for speed)."""
-    wanted = frozenset(resource_types)
+    wanted = _type_matcher(resource_types)
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [_stack_resource(r) for r in args.resources if r.resource_type in wanted]
+        resources = [_stack_resource(r) for r in args.resources if wanted(r.resource_type)]
         config = effective_config(settings, args.get_config())
         try:
             for finding in check(resources, config):

@@ -133,7 +133,7 @@ def install() -> bool:
     servicer_module.unknown_checking_proxy = remembered_proxy
     servicer._get_provider_resource = remembered_provider
     servicer._get_resource_options = remembered_options
-    # AnalyzeStack runs the (single) stack policy once over every resource: nothing repeats there
-    # but the provider, which is remembered by content. So only Analyze gets a scope.
+    # AnalyzeStack rebuilds every resource once per stack policy: a scope there too.
     servicer.Analyze = _call_scope(servicer.Analyze)
+    servicer.AnalyzeStack = _call_scope(servicer.AnalyzeStack)
     return True

@@ -24,7 +24,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from alerting import ALERT_POLICY
+from alert_meaning import (
+    BACKUP_METHOD,
+    EXECUTION_METRIC,
+    backup_log_defects,
+    failed_execution_defects,
+    freshness_defects,
+    paging_defects,
+    success_metric_defects,
+    summary,
+)
+from alerting import ALERT_POLICY, NOTIFICATION_CHANNEL
 from cloudsql import INSTANCE
 from export import RUN_JOB, SCHEDULER_JOB
 from policy_kit import Config, Finding, Resource, Setting, cannot_verify, stack_policy
@@ -33,10 +43,9 @@ from pulumi_policy import StackValidationPolicy
 from storage import BACKUP_LABEL_KEY, BACKUP_LABEL_VALUE, BUCKET, is_backup_bucket
 
 LOG_METRIC = "gcp:logging/metric:Metric"
-COVERAGE_TYPES = frozenset({INSTANCE, BUCKET, RUN_JOB, SCHEDULER_JOB, ALERT_POLICY, LOG_METRIC})
-
-BACKUP_METHOD = "cloudsql.instances.automatedBackup"
-EXECUTION_METRIC = "run.googleapis.com/job/completed_execution_count"
+COVERAGE_TYPES = frozenset(
+    {INSTANCE, BUCKET, RUN_JOB, SCHEDULER_JOB, ALERT_POLICY, LOG_METRIC, NOTIFICATION_CHANNEL}
+)
 _JOB_RUN_URI = re.compile(
     r"^https://run\.googleapis\.com/v2/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/jobs/(?P<job>[^/:]+):run$"
@@ -156,9 +165,27 @@ def _trigger(scheduler: Resource) -> tuple[tuple[str, str], Trigger] | None:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """An alert policy that watches the right thing, with every reason it could never page."""
+
+    resource: Resource
+    defects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FreshnessAlert:
     resource: Resource
     window_hours: float | None
+    condition: Node
+    metric_filter: str
+    paging: tuple[str, ...]  # why it could never reach anyone, whatever its query
+
+    def defects(self, job: str, project: str | None, maximum: float) -> list[str]:
+        return [
+            *self.paging,
+            *freshness_defects(self.condition, self.window_hours, maximum),
+            *success_metric_defects(self.metric_filter, job, project),
+        ]
 
 
 @dataclass
@@ -171,12 +198,15 @@ class StackIndex:
     triggers: dict[tuple[str, str], list[Trigger]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    backup_alerts: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
-    failure_alerts: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    backup_alerts: dict[str, list[Candidate]] = field(default_factory=lambda: defaultdict(list))
+    failure_alerts: dict[str, list[Candidate]] = field(default_factory=lambda: defaultdict(list))
     freshness_alerts: dict[str, list[FreshnessAlert]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    success_metrics: set[str] = field(default_factory=set)
+    # Log-based success metrics by their PromQL name and metric type: their filters.
+    success_metrics: dict[str, str] = field(default_factory=dict)
+    channels: dict[str, Resource] = field(default_factory=dict)  # by URN
+    channel_names: set[str] = field(default_factory=set)
     # Per kind of resource, the first unknown value that kept one of them from being read.
     unknown: dict[str, str] = field(default_factory=dict)
 
@@ -222,6 +252,7 @@ def build_index(resources: list[Resource]) -> StackIndex:
     index.read("jobs", by_type[RUN_JOB], lambda job: _index_job(index, job))
     index.read("schedulers", by_type[SCHEDULER_JOB], lambda s: _index_scheduler(index, s))
     index.read("metrics", by_type[LOG_METRIC], lambda metric: _index_metric(index, metric))
+    index.read("channels", by_type[NOTIFICATION_CHANNEL], lambda c: _index_channel(index, c))
     index.read("alerts", by_type[ALERT_POLICY], lambda alert: _index_alert(index, alert))
     return index
 
@@ -246,28 +277,64 @@ def _index_scheduler(index: StackIndex, scheduler: Resource) -> None:
 
 def _index_metric(index: StackIndex, metric: Resource) -> None:
     log_filter = str(metric.props.at("filter").value or "")
-    if _mentions(log_filter, "jsonPayload.event", "cloudsql_export") and _mentions(
-        log_filter, "jsonPayload.status", "succeeded"
-    ):
-        index.success_metrics.update(promql_names(str(metric.props.at("name").value)))
+    # Recognised by what it is about; whether it counts successes only is judged with its alert.
+    if _mentions(log_filter, "jsonPayload.event", "cloudsql_export"):
+        for name in promql_names(str(metric.props.at("name").value)):
+            index.success_metrics[name] = log_filter
+
+
+def _index_channel(index: StackIndex, channel: Resource) -> None:
+    index.channels[channel.urn] = channel
+    name = channel.props.at("name")
+    if not name.unknown and name.value:
+        index.channel_names.add(str(name.value))
+
+
+def usable_channels(index: StackIndex, alert: Resource) -> int:
+    """How many of the alert's channels would deliver: enabled channels of the stack, plus
+    channels named by ID (not created by the stack) in the alert's own project."""
+    from_stack = [
+        index.channels[urn]
+        for urn in alert.depends_on("notificationChannels")
+        if urn in index.channels
+    ]
+    usable = sum(1 for channel in from_stack if channel.props.at("enabled").value is not False)
+    entries = alert.props.at("notificationChannels").elements()
+    # Entries the stack's channels account for are judged above, by the channel itself.
+    external_slots = max(0, len(entries) - len(from_stack))
+    own_prefix = f"projects/{alert.project()}/notificationChannels/"
+    external = [
+        entry
+        for entry in entries
+        if not entry.unknown
+        and str(entry.value) not in index.channel_names
+        and str(entry.value).startswith(own_prefix)
+    ]
+    return usable + min(external_slots, len(external))
 
 
 def _index_alert(index: StackIndex, alert: Resource) -> None:
+    paging = tuple(paging_defects(alert, usable_channels(index, alert)))
     for condition in alert.props.at("conditions").elements():
         log_filter = str(condition.at("conditionMatchedLog.filter").value or "")
         if _mentions(log_filter, "protoPayload.methodName", BACKUP_METHOD):
             for database in _values(log_filter, "resource.labels.database_id"):
-                index.backup_alerts[database].append(alert)
+                defects = (*paging, *backup_log_defects(log_filter, database))
+                index.backup_alerts[database].append(Candidate(alert, defects))
         threshold = str(condition.at("conditionThreshold.filter").value or "")
-        if _mentions(threshold, "metric.type", EXECUTION_METRIC) and _mentions(
-            threshold, "metric.labels.result", "failed"
-        ):
+        if _mentions(threshold, "metric.type", EXECUTION_METRIC):
             for job in _values(threshold, "resource.labels.job_name"):
-                index.failure_alerts[job].append(alert)
+                defects = (*paging, *failed_execution_defects(condition, job))
+                index.failure_alerts[job].append(Candidate(alert, defects))
         query = str(condition.at("conditionPrometheusQueryLanguage.query").value or "")
-        if any(name in query for name in index.success_metrics):
+        metric_filters = [f for name, f in index.success_metrics.items() if name in query]
+        if metric_filters:
             for job in _values(query, "job_name"):
-                index.freshness_alerts[job].append(FreshnessAlert(alert, _window_hours(query)))
+                index.freshness_alerts[job].append(
+                    FreshnessAlert(
+                        alert, _window_hours(query), condition, metric_filters[0], paging
+                    )
+                )
 
 
 InstanceRule = Callable[[StackIndex, Resource, str, "str | None"], Iterator[Finding]]
@@ -353,12 +420,13 @@ def _alert_findings(
     index: StackIndex, instance: Resource, name: str, project: str | None, max_staleness: float
 ) -> Iterator[Finding]:
     database_id = f"{project}:{name}" if project else None
-    has_backup_alert = (
-        bool(index.backup_alerts.get(database_id))
-        if database_id
-        else any(db.endswith(f":{name}") for db in index.backup_alerts)
-    )
-    if not has_backup_alert:
+    backup_alerts = [
+        candidate
+        for db, candidates in index.backup_alerts.items()
+        if db == database_id or (database_id is None and db.endswith(f":{name}"))
+        for candidate in candidates
+    ]
+    if not backup_alerts:
         yield index.missing(
             instance,
             ("alerts",),
@@ -366,6 +434,8 @@ def _alert_findings(
             f'filtering protoPayload.methodName="{BACKUP_METHOD}" and resource.labels.database_id='
             f'"{database_id or "<project>:" + name}"',
         )
+    else:
+        yield from _never_pages(instance, name, "failed-backup", backup_alerts)
     jobs = index.jobs_for(name, project)
     if not jobs:
         for alert in ("failed-export", "freshness"):
@@ -382,7 +452,9 @@ def _alert_findings(
 def _failure_alert_findings(
     index: StackIndex, instance: Resource, name: str, jobs: list[ExportJob]
 ) -> Iterator[Finding]:
-    if any(index.failure_alerts.get(job.name) for job in jobs):
+    candidates = [c for job in jobs for c in index.failure_alerts.get(job.name, [])]
+    if candidates:
+        yield from _never_pages(instance, name, "failed-export", candidates)
         return
     job_names = " or ".join(f'"{job.name}"' for job in jobs)
     yield index.missing(
@@ -397,7 +469,7 @@ def _failure_alert_findings(
 def _freshness_findings(
     index: StackIndex, instance: Resource, name: str, jobs: list[ExportJob], maximum: float
 ) -> Iterator[Finding]:
-    alerts = [alert for job in jobs for alert in index.freshness_alerts.get(job.name, [])]
+    alerts = [(job, alert) for job in jobs for alert in index.freshness_alerts.get(job.name, [])]
     if not alerts:
         job_names = " or ".join(f'"{job.name}"' for job in jobs)
         yield index.missing(
@@ -408,22 +480,75 @@ def _freshness_findings(
             'jsonPayload.event="cloudsql_export" and jsonPayload.status="succeeded"',
         )
         return
-    if any(alert.window_hours is not None and alert.window_hours <= maximum for alert in alerts):
+    candidates = [
+        Candidate(alert.resource, tuple(alert.defects(job.name, job.project, maximum)))
+        for job, alert in alerts
+    ]
+    yield from _never_pages(instance, name, "freshness", candidates)
+
+
+def _never_pages(
+    instance: Resource, name: str, kind: str, candidates: list[Candidate]
+) -> Iterator[Finding]:
+    """A finding when every alert of ``kind`` for the instance has a defect (none can page)."""
+    if any(not candidate.defects for candidate in candidates):
         return
-    windows = ", ".join(
-        f"{alert.resource.name}: "
-        + (f"{alert.window_hours:g} h" if alert.window_hours is not None else "no range selector")
-        for alert in alerts
-    )
+    reasons = " | ".join(summary(c.resource.name, c.defects) for c in candidates)
     yield Finding(
-        f"instance {name}: its freshness alert must look back at most {maximum:g} hours "
-        f"(maximumStalenessHours) for a successful export, e.g. [36h] ({windows})",
-        instance.urn,
+        f"instance {name}: its {kind} alert can never page anyone: {reasons}", instance.urn
     )
+
+
+def scheduler_targets(resources: list[Resource], _: Config) -> Iterator[Finding]:
+    """Every scheduler that calls Cloud Run starts an export job of the stack in its own project."""
+    index = build_index(resources)
+    jobs = {
+        (job.project, job.location, job.name)
+        for found in index.jobs_by_instance.values()
+        for job in found
+    }
+    for scheduler in (r for r in resources if r.type == SCHEDULER_JOB):
+        try:
+            yield from _target_findings(scheduler, jobs, index)
+        except ValueUnknown as missing:
+            yield Finding(cannot_verify(f"{scheduler.name} {missing.path}"), scheduler.urn)
+
+
+def _target_findings(
+    scheduler: Resource, jobs: set[tuple[str | None, str | None, str]], index: StackIndex
+) -> Iterator[Finding]:
+    uri = str(scheduler.props.at("httpTarget.uri").value or "")
+    host = re.sub(r"^https?://", "", uri).split("/")[0]
+    if not host.endswith("run.googleapis.com"):
+        return  # not a Cloud Run call: other rules judge what starts the export
+    match = _JOB_RUN_URI.match(uri)
+    own = scheduler.project()
+    if match is None:
+        yield Finding(
+            f"httpTarget.uri = {uri!r}: not POST .../v2/projects/{own}/locations/REGION/jobs/JOB:run, "
+            "the form the program writes; the pack cannot tell which job it starts",
+            scheduler.urn,
+        )
+        return
+    project, location, job = match.group("project", "location", "job")
+    if project != own:
+        yield Finding(
+            f"httpTarget.uri names project {project!r}, not the scheduler's own project {own!r} "
+            "(by ID, as the program writes it): it would start a job somewhere else",
+            scheduler.urn,
+        )
+        return
+    if (project, location, job) not in jobs and "jobs" not in index.unknown:
+        known = ", ".join(f"{loc}/{name}" for _, loc, name in sorted(jobs, key=str)) or "none"
+        yield Finding(
+            f"httpTarget.uri starts {location}/{job}, which is not an export job of the stack "
+            f"(export jobs: {known})",
+            scheduler.urn,
+        )
 
 
 def policies() -> list[StackValidationPolicy]:
-    """The stack rule (one policy: the SDK deserializes the whole stack once per stack policy)."""
+    """The stack rules (few: the SDK deserializes the whole stack once per stack policy)."""
     return [
         stack_policy(
             name="cloudsql-instance-backup-coverage",
@@ -435,7 +560,12 @@ def policies() -> list[StackValidationPolicy]:
                 "a failed-backup alert (log match on its automated backups); a failed-export alert "
                 "(failed executions of its export job); and a freshness alert (PromQL over the "
                 "export's success log metric, looking back at most maximumStalenessHours). Each "
-                "missing piece is a separate violation naming the instance."
+                "alert counts only if it can page: enabled, notifying when an incident opens, with "
+                "an enabled channel, and a condition that fires on the failure (its log filter "
+                "matches the entry Google writes for a failed backup window; one failed execution "
+                "crosses its threshold and comparison within its window; the freshness query fires "
+                "when no export succeeded, no data included, and its metric counts successes "
+                "only). Each missing piece is a separate violation naming the instance."
             ),
             resource_types=COVERAGE_TYPES,
             check=backup_coverage,
@@ -451,7 +581,19 @@ def policies() -> list[StackValidationPolicy]:
             ],
             remediation=(
                 "Add the missing piece named in the message (backup bucket, export job, scheduler "
-                "trigger, or alert policy), with the filter or query terms it lists."
+                "trigger, or alert policy), with the filter or query terms it lists, or fix the "
+                "defect that keeps an alert from paging."
             ),
+        ),
+        stack_policy(
+            name="cloudscheduler-job-targets-stack-export",
+            description=(
+                "Every Cloud Scheduler job that calls Cloud Run starts an export job of this stack, "
+                "in the scheduler's own project named by ID (POST https://run.googleapis.com/v2/"
+                "projects/PROJECT/locations/REGION/jobs/JOB:run), never a job elsewhere."
+            ),
+            resource_types=COVERAGE_TYPES,
+            check=scheduler_targets,
+            remediation="Point httpTarget.uri at the stack's export job, in its own project.",
         ),
     ]

@@ -21,6 +21,9 @@ BUCKET = "gcp:storage/bucket:Bucket"
 _BUCKET_TYPES = frozenset({BUCKET})
 BACKUP_LABEL_KEY = "purpose"
 BACKUP_LABEL_VALUE = "sql-backups"
+# The backup bucket's promise: every export is kept 30 days.
+PROMISED_RETENTION_DAYS = 30
+BUCKET_GEOGRAPHY = ["EU", "europe-west1"]
 
 # Conditions that restrict a rule to some objects only: such a rule bounds nothing for the others.
 _NARROWING = (
@@ -63,6 +66,7 @@ class LifecycleRule:
     age: float | None  # effective age condition in days; None = no age condition at all
     bounds_noncurrent: bool  # has daysSinceNoncurrentTime or numNewerVersions
     narrowed_by: tuple[str, ...]
+    days_noncurrent: float | None = None  # daysSinceNoncurrentTime when sent
 
 
 def _present(condition: Node, key: str, send_zero_flag: str | None) -> bool:
@@ -112,6 +116,11 @@ def parse_rule(rule: Node) -> LifecycleRule:
         age=_effective_age(condition),
         bounds_noncurrent=bounds_noncurrent,
         narrowed_by=_narrowing(condition),
+        days_noncurrent=(
+            numeric(condition.at("daysSinceNoncurrentTime").value)
+            if _present(condition, "daysSinceNoncurrentTime", "sendDaysSinceNoncurrentTimeIfZero")
+            else None
+        ),
     )
 
 
@@ -200,6 +209,44 @@ def _cleans_noncurrent(rule: LifecycleRule) -> bool:
         and not rule.narrowed_by
         and (rule.bounds_noncurrent or rule.age is not None)
     )
+
+
+def _noncurrent_minimum_age(bucket: Resource, config: Config) -> Iterator[str]:
+    minimum = config["minimumDays"]
+    rules, unknown = _rules(bucket)
+    if unknown:
+        # An unreadable rule could delete noncurrent versions at any age.
+        raise ValueUnknown(unknown[0])
+    for rule in rules:
+        if not (rule.deletes and rule.noncurrent):
+            continue
+        # Conditions are ANDed: either bound keeps the version at least that long.
+        kept = max(rule.age or 0.0, rule.days_noncurrent or 0.0)
+        if kept < minimum:
+            yield (
+                f"{rule.path}: deletes an overwritten or deleted export after "
+                f"{_kept_description(rule)}, before it is {minimum} days old or {minimum} days "
+                f"noncurrent (minimumDays); raise daysSinceNoncurrentTime (or age) to {minimum}"
+            )
+
+
+def _kept_description(rule: LifecycleRule) -> str:
+    if rule.days_noncurrent is not None:
+        return f"{rule.days_noncurrent:g} day(s) as a noncurrent version"
+    if rule.age:
+        return f"an age of {rule.age:g} day(s)"
+    return "no time at all (only numNewerVersions or a date bounds it)"
+
+
+def _location(bucket: Resource, config: Config) -> Iterator[str]:
+    location = bucket.props.at("location")
+    allowed = [str(entry).upper() for entry in config["allowedLocations"]]
+    # Cloud Storage location names are case-insensitive; Google reports them in upper case.
+    if str(location.value or "").upper() not in allowed:
+        yield (
+            f"location = {describe(location.value)}: exports would be stored outside the allowed "
+            f"geography ({', '.join(allowed)}, allowedLocations)"
+        )
 
 
 def _uniform_access(bucket: Resource, _: Config) -> Iterator[str]:
@@ -301,8 +348,9 @@ def policies() -> list[ResourceValidationPolicy]:
                 Setting(
                     "minimumAgeDays",
                     "integer",
-                    7,
-                    "Youngest a live export may be when a lifecycle rule deletes it (days).",
+                    PROMISED_RETENTION_DAYS,
+                    "Youngest a live export may be when a lifecycle rule deletes it (days): the "
+                    "bucket's promise, every export kept 30 days.",
                     {"minimum": 1, "maximum": 3650},
                 ),
             ],
@@ -318,6 +366,43 @@ def policies() -> list[ResourceValidationPolicy]:
             _noncurrent_cleanup,
             "Add a lifecycle rule: action Delete, condition days_since_noncurrent_time=<days>.",
             severity=Severity.MEDIUM,
+        ),
+        _backup_bucket_policy(
+            "storage-bucket-noncurrent-minimum-age",
+            (
+                f"No lifecycle rule of {backup.lower()} deletes a noncurrent (overwritten or "
+                "deleted) export before it is minimumDays old or minimumDays noncurrent: a 1-day "
+                "noncurrent rule would make a deleted export unrecoverable almost at once."
+            ),
+            _noncurrent_minimum_age,
+            "Set condition.days_since_noncurrent_time of every Delete rule for noncurrent "
+            "versions to at least the minimum.",
+            settings=[
+                Setting(
+                    "minimumDays",
+                    "integer",
+                    PROMISED_RETENTION_DAYS,
+                    "Fewest days a noncurrent version of an export is kept (by age or time since "
+                    "it became noncurrent).",
+                    {"minimum": 1, "maximum": 3650},
+                ),
+            ],
+            severity=Severity.CRITICAL,
+        ),
+        _backup_bucket_policy(
+            "storage-bucket-location",
+            f"{backup} are in an allowed location, so exports stay inside the configured geography.",
+            _location,
+            "Create the backup bucket in an allowed location (a bucket cannot move).",
+            settings=[
+                Setting(
+                    "allowedLocations",
+                    "array",
+                    list(BUCKET_GEOGRAPHY),
+                    "Cloud Storage locations (any case) a backup bucket may be in.",
+                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                ),
+            ],
         ),
         _backup_bucket_policy(
             "storage-bucket-uniform-access",

@@ -123,7 +123,8 @@ def _config_properties(policy: analyzer_pb2.PolicyInfo) -> dict[str, dict[str, A
     properties: dict[str, dict[str, Any]] = json_format.MessageToDict(
         policy.configSchema.properties
     )
-    return {key: spec for key, spec in properties.items() if key != REASON_KEY}
+    # Sorted: a protobuf map does not keep the pack's order, and the reference must be stable.
+    return {key: properties[key] for key in sorted(properties) if key != REASON_KEY}
 
 
 def _policy_section(policy: analyzer_pb2.PolicyInfo) -> list[str]:

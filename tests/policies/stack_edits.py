@@ -16,7 +16,17 @@ from google.protobuf import json_format, struct_pb2
 
 from tools.stack_render import UNKNOWN, RegisteredResource, RenderedStack
 
-__all__ = ["UNKNOWN", "add_copy", "delete", "edit", "get", "put", "remove", "set_option"]
+__all__ = [
+    "UNKNOWN",
+    "add_copy",
+    "add_resource",
+    "delete",
+    "edit",
+    "get",
+    "put",
+    "remove",
+    "set_option",
+]
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -115,4 +125,42 @@ def add_copy(
     change(props)
     urn = source.urn.rsplit("::", 1)[0] + f"::{new_name}"
     added = replace(source, name=new_name, urn=urn, properties=_struct(props))
+    return replace(stack, resources=[*stack.resources, added])
+
+
+def urn_of(stack: RenderedStack, name: str) -> str:
+    """The URN of the one resource called ``name``."""
+    found = [resource.urn for resource in stack.resources if resource.name == name]
+    if len(found) != 1:
+        raise AssertionError(f"expected one resource {name}, found {len(found)}")
+    return found[0]
+
+
+def add_resource(
+    stack: RenderedStack,
+    type_token: str,
+    name: str,
+    props: dict[str, Any],
+    depends_on: dict[str, list[str]] | None = None,
+) -> RenderedStack:
+    """A copy of ``stack`` with one new top-level resource; ``depends_on`` maps each property to the
+    names of the resources its value was computed from (the engine's property dependencies)."""
+    property_dependencies = {
+        prop: [urn_of(stack, source) for source in sources]
+        for prop, sources in (depends_on or {}).items()
+    }
+    project = stack.resources[0].urn.split("::")[1]
+    added = RegisteredResource(
+        type=type_token,
+        name=name,
+        urn=f"urn:pulumi:{stack.stack}::{project}::{type_token}::{name}",
+        custom=True,
+        parent="",
+        protect=False,
+        retain_on_delete=False,
+        import_id="",
+        dependencies=sorted({urn for urns in property_dependencies.values() for urn in urns}),
+        property_dependencies=property_dependencies,
+        properties=_struct(props),
+    )
     return replace(stack, resources=[*stack.resources, added])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.policies.harness import Analyzers, rendered
-from tests.policies.stack_edits import UNKNOWN, edit, get, put
+from tests.policies.stack_edits import UNKNOWN, add_copy, add_resource, edit, get, put
 from tools.policy_gate import GateResult
 from tools.stack_render import RenderedStack
 
@@ -162,3 +162,72 @@ def test_the_stack_rule_says_unverifiable_rather_than_missing(analyzers: Analyze
         for detail in details
     )
     assert {v.level for v in result.of_policy("cloudsql-instance-backup-coverage")} == {"mandatory"}
+
+
+def test_a_member_computed_from_nothing_the_stack_knows_is_reported_on_a_backup_bucket(
+    analyzers: Analyzers,
+) -> None:
+    base = rendered("prod", preview=True)
+    stack = add_copy(
+        base,
+        BUCKET_MEMBER,
+        "reader-from-elsewhere",
+        lambda props: put(props, "member", UNKNOWN),
+        "dashboard-assets-agent-lists-backup",  # no property dependency on its member
+    )
+
+    result = analyzers.verdicts(stack)
+
+    found = result.of_policy("iam-backup-bucket-principals-in-org")
+    assert [(v.level, v.detail) for v in found] == [
+        ("mandatory", "cannot be verified until the value is known: reader-from-elsewhere member")
+    ]
+
+
+def test_a_member_computed_from_a_service_account_of_the_stack_is_judged_by_its_project(
+    analyzers: Analyzers,
+) -> None:
+    # The real preview: the export job's reader grant names a service account not created yet.
+    base = rendered("prod", preview=True)
+    foreign = edit(
+        base,
+        "gcp:serviceaccount/account:Account",
+        lambda props: put(props, "project", "someone-elses-project"),
+        "export-job-sa",
+    )
+
+    assert analyzers.verdicts(base).of_policy("iam-backup-bucket-principals-in-org") == []
+    details = [
+        v.detail
+        for v in analyzers.verdicts(foreign).of_policy("iam-backup-bucket-principals-in-org")
+    ]
+    assert any("computed from export-job-sa" in d and "someone-elses-project" in d for d in details)
+
+
+def test_an_unknown_email_channel_is_reported(analyzers: Analyzers) -> None:
+    stack = unknown_at(
+        rendered("prod", preview=True),
+        "gcp:monitoring/notificationChannel:NotificationChannel",
+        "labels.email_address",
+    )
+
+    result = analyzers.verdicts(stack)
+
+    assert reports(
+        result, "monitoring-notification-channel-inside-org", "labels.email_address"
+    ) == ["mandatory"]
+
+
+def test_a_key_for_an_account_nobody_can_name_yet_is_reported(analyzers: Analyzers) -> None:
+    stack = add_resource(
+        rendered("prod", preview=True),
+        "gcp:serviceaccount/key:Key",
+        "mystery-key",
+        {"serviceAccountId": UNKNOWN},
+    )
+
+    result = analyzers.verdicts(stack)
+
+    assert [(v.level, v.detail) for v in result.of_policy("iam-backup-identity-no-keys")] == [
+        ("mandatory", "cannot be verified until the value is known: mystery-key serviceAccountId")
+    ]
