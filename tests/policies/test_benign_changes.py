@@ -72,7 +72,7 @@ CHANGES = [
     ),
     Change("no-retries", "staging", overrides=(("export_max_retries", 0),)),
     Change("standard-storage-class", "staging", overrides=(("backup_storage_class", "STANDARD"),)),
-    Change("exports-twice-a-day", "prod", overrides=(("export_schedule", "0 3,15 * * *"),)),
+    Change("exports-twice-a-day", "prod", overrides=(("export_schedule", "0 11,23 * * *"),)),
     Change(
         "single-public-address",
         "prod",
