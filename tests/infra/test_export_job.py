@@ -137,7 +137,7 @@ def test_job_name_and_location(stack: RenderedStack) -> None:
 def test_image_is_pinned(stack: RenderedStack) -> None:
     image = container(stack)["image"]
     assert image == setting(stack.stack, "export_image")
-    assert image == "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-stable"
+    assert image == "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-slim"
     assert not image.endswith(":latest")
     assert PINNED_IMAGE.fullmatch(image)
 
