@@ -54,7 +54,7 @@ export: setup ## Run the logical export by hand against a stack's outputs: make 
 	$(RUN) python -m ops.export.manual --stack $(STACK)
 
 smoke: setup ## Post-deploy smoke test of a stack (runs its export job, checks alerts): make smoke STACK=staging
-	$(RUN) python -m ops.smoke --stack $(STACK)
+	$(RUN) python -m ops.smoke --stack $(STACK) $(ARGS)
 
 restore-drill: setup ## The quarterly restore drill (see DR_RUNBOOK.md): make restore-drill ARGS="..."
 	$(RUN) python -m ops.restore_drill $(ARGS)
