@@ -71,6 +71,14 @@ class AlertPolicy:
     enabled: bool | None
 
 
+@dataclass(frozen=True)
+class LogMetric:
+    name: str
+    filter: str
+    # LogMetric.disabled: a disabled log-based metric counts nothing.
+    disabled: bool
+
+
 class SmokeCloud(Protocol):
     def run_job(self, project: str, region: str, job: str) -> str:
         """Start one execution of a Cloud Run job; return the execution's resource name."""
@@ -90,6 +98,4 @@ class SmokeCloud(Protocol):
 
     def get_alert_policy(self, name: str) -> AlertPolicy | None: ...
 
-    def get_log_metric(self, project: str, name: str) -> str | None:
-        """The log-based metric's filter, or None when the metric does not exist."""
-        ...
+    def get_log_metric(self, project: str, name: str) -> LogMetric | None: ...

@@ -28,7 +28,7 @@ import google.auth
 import requests
 from google.auth.transport.requests import AuthorizedSession
 
-from ops.smoke.cloud import AlertPolicy, CloudApiError, Execution, StoredObject
+from ops.smoke.cloud import AlertPolicy, CloudApiError, Execution, LogMetric, StoredObject
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REQUEST_TIMEOUT_SECONDS = 60.0
@@ -199,7 +199,13 @@ class RestSmokeCloud:
             enabled=enabled if isinstance(enabled, bool) else None,
         )
 
-    def get_log_metric(self, project: str, name: str) -> str | None:
+    def get_log_metric(self, project: str, name: str) -> LogMetric | None:
         url = f"{self._endpoints.logging}/v2/projects/{project}/metrics/{quote(name, safe='')}"
         document = self._get_or_none(url)
-        return None if document is None else str(document.get("filter", ""))
+        if document is None:
+            return None
+        return LogMetric(
+            name=str(document.get("name", name)),
+            filter=str(document.get("filter", "")),
+            disabled=document.get("disabled") is True,
+        )

@@ -134,6 +134,8 @@ def check_log_metrics(cloud: SmokeCloud, stack: StackUnderTest, report: SmokeRep
             continue
         if found is None:
             report.failures.append(f"log-based metric {name} does not exist in {stack.project}")
+        elif found.disabled:
+            report.failures.append(f"log-based metric {name} is disabled: it counts nothing")
         else:
             report.passed.append(f"log-based metric {name} exists")
 

@@ -66,6 +66,7 @@ class FakeGoogle:
     alert_policies: dict[str, bool | None] = field(default_factory=dict)
     # name -> filter
     log_metrics: dict[str, str] = field(default_factory=dict)
+    disabled_metrics: set[str] = field(default_factory=set)
     # Failure knobs.
     denied: set[str] = field(default_factory=set)  # "run", "storage", "logging", "monitoring"
     polls_until_done: int = 2
@@ -244,7 +245,10 @@ class FakeGoogle:
             name = path[len(metric_prefix) :]
             if name not in self.log_metrics:
                 return _error(404, "NOT_FOUND", f"Metric {name} does not exist.")
-            return 200, {"name": name, "filter": self.log_metrics[name]}, {}
+            metric: dict[str, Any] = {"name": name, "filter": self.log_metrics[name]}
+            if name in self.disabled_metrics:
+                metric["disabled"] = True
+            return 200, metric, {}
         if method != "POST" or path != "/v2/entries:list":
             return _error(404, "NOT_FOUND", "Not found")
         if body.get("resourceNames") != [f"projects/{self.project}"]:

@@ -150,7 +150,10 @@ def test_missing_or_disabled_policies_and_missing_metrics_fail(google: FakeGoogl
         f"log-based metric {METRICS[1]} does not exist in {PROJECT}",
     ]
     del google.alert_policies[POLICIES[0]]
-    assert f"alert policy {POLICIES[0]} does not exist" in smoke(google).failures
+    google.disabled_metrics.add(METRICS[0])
+    report = smoke(google)
+    assert f"alert policy {POLICIES[0]} does not exist" in report.failures
+    assert f"log-based metric {METRICS[0]} is disabled: it counts nothing" in report.failures
 
 
 # -- Command line -------------------------------------------------------------------------------
