@@ -228,25 +228,10 @@ class BackupAlerts(pulumi.ComponentResource):
             "export-failed",
             "Export failed",
             [
-                gcp.monitoring.AlertPolicyConditionArgs(
-                    display_name="Cloud Run export execution failed",
-                    condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                        filter=export_failed_filter(self._args.job_name),
-                        comparison="COMPARISON_GT",
-                        threshold_value=0,
-                        duration="0s",
-                        aggregations=[
-                            gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-                                alignment_period="300s",
-                                per_series_aligner="ALIGN_DELTA",
-                                cross_series_reducer="REDUCE_SUM",
-                                group_by_fields=["resource.labels.job_name"],
-                            )
-                        ],
-                        trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(
-                            count=1
-                        ),
-                    ),
+                self._any_count_condition(
+                    "Cloud Run export execution failed",
+                    export_failed_filter(self._args.job_name),
+                    "resource.labels.job_name",
                 )
             ],
             "An execution of the logical export job failed (after its retries). The job's logs hold one "
@@ -357,25 +342,10 @@ class BackupAlerts(pulumi.ComponentResource):
             "dashboard-assets-transfer-failed",
             "Dashboard assets transfer failed",
             [
-                gcp.monitoring.AlertPolicyConditionArgs(
-                    display_name="Storage Transfer reported errors",
-                    condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                        filter=transfer_errors_filter(self._args.dashboard_transfer_job),
-                        comparison="COMPARISON_GT",
-                        threshold_value=0,
-                        duration="0s",
-                        aggregations=[
-                            gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-                                alignment_period="300s",
-                                per_series_aligner="ALIGN_DELTA",
-                                cross_series_reducer="REDUCE_SUM",
-                                group_by_fields=["resource.labels.job_id"],
-                            )
-                        ],
-                        trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(
-                            count=1
-                        ),
-                    ),
+                self._any_count_condition(
+                    "Storage Transfer reported errors",
+                    transfer_errors_filter(self._args.dashboard_transfer_job),
+                    "resource.labels.job_id",
                 )
             ],
             "The daily Storage Transfer copy of the dashboard-assets bucket into the backup bucket "
@@ -391,6 +361,30 @@ class BackupAlerts(pulumi.ComponentResource):
         return (
             f'resource.type="cloudsql_database" AND metric.type="{metric_type}" '
             f'AND resource.labels.database_id="{self._args.database_id}"'
+        )
+
+    @staticmethod
+    def _any_count_condition(
+        title: str, metric_filter: str, group_by: str
+    ) -> gcp.monitoring.AlertPolicyConditionArgs:
+        """True as soon as a delta count metric (failed executions, transfer errors) is above 0."""
+        return gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=title,
+            condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                filter=metric_filter,
+                comparison="COMPARISON_GT",
+                threshold_value=0,
+                duration="0s",
+                aggregations=[
+                    gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                        alignment_period="300s",
+                        per_series_aligner="ALIGN_DELTA",
+                        cross_series_reducer="REDUCE_SUM",
+                        group_by_fields=[group_by],
+                    )
+                ],
+                trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+            ),
         )
 
     @staticmethod

@@ -11,6 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+# The same listing entry the restore drill reads (bucket, name, size, time_created, uri).
+from ops.restore_drill.cloudsql import StoredObject
+
+__all__ = [
+    "AlertPolicy",
+    "CloudApiError",
+    "Execution",
+    "LogMetric",
+    "SmokeCloud",
+    "StoredObject",
+]
+
 
 class CloudApiError(RuntimeError):
     """A Google API call was refused: HTTP status, Google's status name and its message."""
@@ -49,18 +61,6 @@ class Execution:
     def short_name(self) -> str:
         """The execution ID alone, as Cloud Run's log label ``run.googleapis.com/execution_name``."""
         return self.name.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    bucket: str
-    name: str
-    size: int
-    time_created: datetime
-
-    @property
-    def uri(self) -> str:
-        return f"gs://{self.bucket}/{self.name}"
 
 
 @dataclass(frozen=True)
