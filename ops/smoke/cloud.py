@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-# The same listing entry the restore drill reads (bucket, name, size, time_created, uri).
-from ops.restore_drill.cloudsql import StoredObject
+# Shared with the restore drill: Google's refusal (status, reason, message) and a listing entry.
+from ops.restore_drill.cloudsql import CloudApiError, StoredObject
 
 __all__ = [
     "AlertPolicy",
@@ -22,16 +22,6 @@ __all__ = [
     "SmokeCloud",
     "StoredObject",
 ]
-
-
-class CloudApiError(RuntimeError):
-    """A Google API call was refused: HTTP status, Google's status name and its message."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
