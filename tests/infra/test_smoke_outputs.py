@@ -15,7 +15,9 @@ def test_smoke_test_reads_every_alert_policy_and_log_metric(stack: RenderedStack
     policies = [policy.outputs["name"] for policy in stack.of_type(ALERT_POLICY)]
     assert policies and all(name.startswith("projects/") for name in policies)
     assert sorted(under_test.alert_policies) == sorted(policies)
-    assert list(under_test.log_metrics) == [m.inputs["name"] for m in stack.of_type(LOG_METRIC)]
+    assert sorted(under_test.log_metrics) == sorted(
+        m.inputs["name"] for m in stack.of_type(LOG_METRIC)
+    )
     assert under_test.job == f"sql-export-{stack.stack}"
     assert under_test.databases == tuple(setting(stack.stack, "export_databases"))
     assert under_test.instance == setting(stack.stack, "instance_name")
