@@ -12,7 +12,7 @@ RUN := $(UV) run --frozen --no-sync
 STACKS := staging prod
 STACK ?= staging
 
-.PHONY: help setup check test lint bench export restore-drill policy-docs clean
+.PHONY: help setup check test lint bench export smoke restore-drill policy-docs clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: setup ## Benchmarks: policy gate, restore and export verification through
 
 export: setup ## Run the logical export by hand against a stack's outputs: make export STACK=prod
 	$(RUN) python -m ops.export.manual --stack $(STACK)
+
+smoke: setup ## Post-deploy smoke test of a stack (runs its export job, checks alerts): make smoke STACK=staging
+	$(RUN) python -m ops.smoke --stack $(STACK) $(ARGS)
 
 restore-drill: setup ## The quarterly restore drill (see DR_RUNBOOK.md): make restore-drill ARGS="..."
 	$(RUN) python -m ops.restore_drill $(ARGS)

@@ -99,7 +99,7 @@ def build_stack(s: StackSettings) -> None:
         ExportMetricsArgs(project=s.project, environment=s.environment, job_name=job_name),
         opts=after_apis,
     )
-    BackupAlerts(
+    alerts = BackupAlerts(
         "alerts",
         BackupAlertsArgs(
             project=s.project,
@@ -113,6 +113,11 @@ def build_stack(s: StackSettings) -> None:
             notification_emails=s.notification_emails,
             notification_channel_ids=s.notification_channel_ids,
             github_repository=s.github_repository,
+            dashboard_transfer_job=(
+                DashboardAssetsBackupArgs.transfer_job_name_for(s.environment)
+                if s.dashboard_bucket
+                else ""
+            ),
         ),
         opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
     )
@@ -166,6 +171,9 @@ def build_stack(s: StackSettings) -> None:
     pulumi.export("export_scheduler_job_name", export.scheduler_job.name)
     pulumi.export("export_databases", list(s.export_databases))
     pulumi.export("export_offload", s.export_offload)
+    # What the post-deploy smoke test (ops/smoke) checks exists.
+    pulumi.export("alert_policy_names", alerts.policy_names)
+    pulumi.export("log_metric_names", [m.name for m in metrics.metrics])
 
 
 main()

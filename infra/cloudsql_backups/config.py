@@ -363,7 +363,7 @@ class StackSettings(BaseModel):
     export_timeout_hours: int = Field(default=6, ge=1, le=CLOUD_RUN_MAX_TIMEOUT_HOURS)
     export_max_retries: int = Field(default=1, ge=0, le=10)
     # Google keeps Cloud SDK image versions for one year: move this pin forward at least yearly.
-    export_image: str = "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-stable"
+    export_image: str = "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-slim"
     dashboard_bucket: str = ""
     # Alerting.
     notification_emails: Annotated[tuple[Email, ...], UniqueList] = ()
@@ -412,7 +412,7 @@ class StackSettings(BaseModel):
     def _pinned_image(cls, value: str) -> str:
         if not _IMAGE_PINNED.fullmatch(value):
             raise ValueError(
-                "allowed: an image pinned to a version tag (e.g. ':576.0.0-stable') or a digest"
+                "allowed: an image pinned to a version tag (e.g. ':576.0.0-slim') or a digest"
             )
         return value
 

@@ -3,6 +3,8 @@
 
 How the script reaches the container: it is passed inline (``python3 -c <script>``), so the job needs
 no image of its own, and any change to the script shows in ``pulumi preview`` as a change to the job.
+The image must ship ``python3`` on x86_64: the ``-slim`` variant does, ``-stable`` does not (see
+``sdk_image.py``); the component refuses an image whose variant lacks the interpreter.
 
 Least privilege, three identities:
 - the job's service account may export and read *this* instance only (a custom role with
@@ -23,10 +25,13 @@ import pulumi
 import pulumi_gcp as gcp
 
 from .naming import standard_labels, type_token
+from .sdk_image import require_interpreter
 
 EXPORT_SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "export" / "cloudsql_export.py"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXPORTER_PERMISSIONS = ("cloudsql.instances.export", "cloudsql.instances.get")
+# The interpreter the job's command names; the image's variant must ship it (sdk_image.py).
+EXPORT_INTERPRETER = "python3"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class ExportJob(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ExportJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # Before anything is registered: a job whose command cannot start must never be deployed.
+        require_interpreter(args.image, EXPORT_INTERPRETER)
         super().__init__(type_token("export", "ExportJob"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.job_service_account = _service_account(f"{name}-job-sa", args, "job", child)
@@ -187,7 +194,7 @@ class ExportJob(pulumi.ComponentResource):
                         containers=[
                             gcp.cloudrunv2.JobTemplateTemplateContainerArgs(
                                 image=args.image,
-                                commands=["python3", "-c", EXPORT_SCRIPT.read_text()],
+                                commands=[EXPORT_INTERPRETER, "-c", EXPORT_SCRIPT.read_text()],
                                 envs=_export_env(args),
                                 resources=gcp.cloudrunv2.JobTemplateTemplateContainerResourcesArgs(
                                     limits={"cpu": "1", "memory": "512Mi"}

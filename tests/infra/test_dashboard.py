@@ -24,7 +24,11 @@ LOG_METRIC = "gcp:logging/metric:Metric"
 RUN_EXECUTIONS = "run.googleapis.com/job/completed_execution_count"
 SQL_UP = "cloudsql.googleapis.com/database/up"
 SQL_DISK_UTILIZATION = "cloudsql.googleapis.com/database/disk/utilization"
-GOOGLE_METRICS = frozenset({RUN_EXECUTIONS, SQL_UP, SQL_DISK_UTILIZATION})
+SQL_INSTANCE_STATE = "cloudsql.googleapis.com/database/instance_state"
+TRANSFER_ERRORS = "storagetransfer.googleapis.com/transferjob/error_count"
+GOOGLE_METRICS = frozenset(
+    {RUN_EXECUTIONS, SQL_UP, SQL_DISK_UTILIZATION, SQL_INSTANCE_STATE, TRANSFER_ERRORS}
+)
 STALENESS_HOURS = 36
 METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 PROMQL_METRIC = re.compile(r"(?<![\w\"])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+)")
@@ -199,7 +203,10 @@ def test_alerts_read_only_metrics_that_exist(stack: RenderedStack) -> None:
     assert types <= allowed_types, types - allowed_types
     assert names <= allowed_names, names - allowed_names
     # The Google metrics the alerts rely on, each verified in Google's metric lists.
-    assert types == {RUN_EXECUTIONS, SQL_UP, SQL_DISK_UTILIZATION}
+    expected = {RUN_EXECUTIONS, SQL_UP, SQL_DISK_UTILIZATION, SQL_INSTANCE_STATE}
+    if stack.stack == "prod":  # only prod backs up a dashboard bucket
+        expected.add(TRANSFER_ERRORS)
+    assert types == expected
     assert names == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"}
 
 

@@ -139,7 +139,7 @@ def test_job_name_and_location(stack: RenderedStack) -> None:
 def test_image_is_pinned(stack: RenderedStack) -> None:
     image = container(stack)["image"]
     assert image == setting(stack.stack, "export_image")
-    assert image == "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-stable"
+    assert image == "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-slim"
     assert not image.endswith(":latest")
     assert PINNED_IMAGE.fullmatch(image)
 
@@ -276,8 +276,15 @@ def test_no_project_level_run_role_for_the_export_identities(stack: RenderedStac
             assert not grant.role.startswith("roles/run."), grant
 
 
+def exporter_role(stack: RenderedStack) -> RegisteredResource:
+    [role] = [
+        r for r in stack.of_type(CUSTOM_ROLE) if r.inputs["roleId"].startswith("cloudsqlExporter")
+    ]
+    return role
+
+
 def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> None:
-    role = stack.one(CUSTOM_ROLE)
+    role = exporter_role(stack)
     assert sorted(role.inputs["permissions"]) == [
         "cloudsql.instances.export",
         "cloudsql.instances.get",
@@ -289,7 +296,7 @@ def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> Non
 def test_exporter_role_is_bound_to_the_job_for_this_instance_only(stack: RenderedStack) -> None:
     who = identities(stack)
     project = setting(stack.stack, "gcp:project")
-    role_name = stack.one(CUSTOM_ROLE).outputs["name"]
+    role_name = exporter_role(stack).outputs["name"]
     assert role_name == f"projects/{project}/roles/cloudsqlExporter{stack.stack.capitalize()}"
     [binding] = [
         grant.resource
