@@ -460,13 +460,51 @@ def _agent_findings(grant: Resource, access: Access) -> Iterator[Finding]:
             for m in found.members
             if not m.unknown and str(m.value).endswith(TRANSFER_AGENT_DOMAIN)
         ]
-        if agents and (found.role.unknown or found.role.value not in config["allowedRoles"]):
+        if not agents or (not found.role.unknown and found.role.value in config["allowedRoles"]):
+            continue
+        prefix = confined_prefix(found.condition)
+        if prefix is None:
             yield Finding(
-                f"the Storage Transfer agent gets {describe(found.role.raw)} on a backup bucket: "
-                f"more than it needs ({', '.join(config['allowedRoles'])}, allowedRoles); with "
-                "delete rights a transfer can replace or remove exports",
+                f"the Storage Transfer agent gets {describe(found.role.raw)} on a backup bucket "
+                f"with no IAM condition confining it to its own folder: more than it needs "
+                f"({', '.join(config['allowedRoles'])}, allowedRoles); with delete rights a "
+                "transfer can replace or remove exports",
                 grant.urn,
             )
+            continue
+        protected = [p for p in config["protectedPrefixes"] if _overlaps(prefix, p)]
+        if protected:
+            yield Finding(
+                f"the Storage Transfer agent gets {describe(found.role.raw)} on objects under "
+                f"{describe(prefix)} of a backup bucket, which reaches {', '.join(protected)} "
+                "(protectedPrefixes): it could replace or remove exports",
+                grant.urn,
+            )
+
+
+# ``resource.name.startsWith("projects/_/buckets/BUCKET/objects/PREFIX")``: Cloud Storage's resource
+# name of an object in IAM conditions (https://cloud.google.com/storage/docs/access-control/iam#conditions).
+# Bucket-level permissions never match it, so such a grant only reaches objects under PREFIX.
+_OBJECT_PREFIX_CONDITION: Final = re.compile(
+    r'^\s*resource\.name\.startsWith\(\s*"projects/_/buckets/[^/"]+/objects/(?P<prefix>[^"]+)"\s*\)\s*$'
+)
+
+
+def confined_prefix(expression: Node) -> str | None:
+    """The object prefix an IAM condition confines a grant to, or None when it confines nothing."""
+    text = expression.value
+    match = _OBJECT_PREFIX_CONDITION.match(text) if isinstance(text, str) else None
+    return match.group("prefix") if match else None
+
+
+def _protected_prefixes() -> Setting:
+    return Setting(
+        "protectedPrefixes",
+        "array",
+        ["cloudsql/"],
+        "Object prefixes of a backup bucket that no transfer may write over.",
+        {"items": {"type": "string", "minLength": 1}, "uniqueItems": True},
+    )
 
 
 def _principal_settings() -> list[Setting]:
@@ -593,13 +631,7 @@ def policies() -> list[StackValidationPolicy]:
             resource_types=_types,
             check=transfer_sink_safety,
             settings=[
-                Setting(
-                    "protectedPrefixes",
-                    "array",
-                    ["cloudsql/"],
-                    "Object prefixes of a backup bucket that no transfer may write over.",
-                    {"items": {"type": "string", "minLength": 1}, "uniqueItems": True},
-                ),
+                _protected_prefixes(),
             ],
             remediation=(
                 "Set delete_objects_unique_in_sink=False and a sink path of its own, e.g. "
@@ -610,7 +642,9 @@ def policies() -> list[StackValidationPolicy]:
             name="storage-bucket-transfer-agent-least-privilege",
             description=(
                 "On a backup bucket the Storage Transfer service agent holds only allowedRoles "
-                "(create and list: it can add its files but never delete or replace an export)."
+                "(create and list: it can add its files but never delete or replace an export), "
+                "or a role confined by an IAM condition to an object prefix of its own, outside "
+                "protectedPrefixes (the exports)."
             ),
             resource_types=_types,
             check=transfer_agent_roles,
@@ -622,7 +656,12 @@ def policies() -> list[StackValidationPolicy]:
                     "Roles the Storage Transfer agent may hold on a backup bucket.",
                     {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
                 ),
+                _protected_prefixes(),
             ],
-            remediation="Grant roles/storage.objectCreator and roles/storage.legacyBucketReader only.",
+            remediation=(
+                "Grant roles/storage.objectCreator and roles/storage.legacyBucketReader only, or "
+                "put any other role under a condition "
+                'resource.name.startsWith("projects/_/buckets/BUCKET/objects/dashboard-assets/").'
+            ),
         ),
     ]

@@ -57,6 +57,8 @@ def is_iam_grant(type_token: str) -> bool:
 class Grant:
     role: Node
     members: list[Node]
+    # The grant's IAM condition expression (CEL); its value is None when the grant has no condition.
+    condition: Node
 
 
 def grants(resource: Resource) -> list[Grant]:
@@ -65,12 +67,16 @@ def grants(resource: Resource) -> list[Grant]:
     kind = match.group("kind") if match else ""
     props = resource.props
     if kind == "Member":
-        return [Grant(props.at("role"), [props.at("member")])]
+        return [Grant(props.at("role"), [props.at("member")], _expression(props))]
     if kind == "Binding":
-        return [Grant(props.at("role"), props.at("members").elements())]
+        return [Grant(props.at("role"), props.at("members").elements(), _expression(props))]
     if kind == "Policy":
         return _policy_grants(props.at("policyData"))
     return []
+
+
+def _expression(grant: Node) -> Node:
+    return grant.at("condition").at("expression")
 
 
 def _policy_grants(policy_data: Node) -> list[Grant]:
@@ -82,7 +88,7 @@ def _policy_grants(policy_data: Node) -> list[Grant]:
         return []
     bindings = Node(document, policy_data.path).at("bindings")
     return [
-        Grant(binding.at("role"), binding.at("members").elements())
+        Grant(binding.at("role"), binding.at("members").elements(), _expression(binding))
         for binding in bindings.elements()
     ]
 

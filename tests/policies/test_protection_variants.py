@@ -77,6 +77,14 @@ def add_permission(permission: str) -> Callable[[dict[str, Any]], None]:
     return lambda props: get(props, "permissions").append(permission)
 
 
+def unconditioned_role(role: str) -> Callable[[dict[str, Any]], None]:
+    def edit(props: dict[str, Any]) -> None:
+        props["role"] = role
+        props.pop("condition", None)
+
+    return edit
+
+
 def outsider_impersonates_project(props: dict[str, Any]) -> None:
     props["role"] = "roles/iam.serviceAccountTokenCreator"
     props["member"] = OUTSIDER
@@ -177,7 +185,8 @@ VARIANTS = [
             ALERT,
             replace_in_condition(
                 BACKUP_FILTER,
-                'protoPayload.metadata.windowStatus:"FAIL" OR severity>=ERROR',
+                '(protoPayload.metadata.windowStatus:"FAIL" OR '
+                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR)',
                 'protoPayload.metadata.windowStatus="STATUS_SUCCEEDED"',
             ),
             BACKUP_ALERT,
@@ -194,8 +203,10 @@ VARIANTS = [
             ALERT,
             replace_in_condition(
                 BACKUP_FILTER,
-                '(protoPayload.metadata.windowStatus:"FAIL" OR severity>=ERROR)',
-                'protoPayload.metadata.windowStatus:"FAIL" OR severity>=ERROR AND '
+                '(protoPayload.metadata.windowStatus:"FAIL" OR '
+                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR)',
+                'protoPayload.metadata.windowStatus:"FAIL" OR '
+                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR AND '
                 'resource.type="cloudsql_instance"',
             ),
             BACKUP_ALERT,
@@ -476,7 +487,7 @@ VARIANTS = [
     Variant(
         "exporter-role-can-delete-the-instance",
         "prod",
-        on(CUSTOM_ROLE, add_permission("cloudsql.instances.delete")),
+        on(CUSTOM_ROLE, add_permission("cloudsql.instances.delete"), "export-exporter-role"),
         "iam-export-identity-no-admin",
         (PROJECT_MEMBER, "export-job-exporter"),
     ),
@@ -502,11 +513,25 @@ VARIANTS = [
         (TRANSFER, None),
     ),
     Variant(
-        "transfer-agent-is-object-admin",
+        "transfer-agent-is-object-admin-bucket-wide",
         "prod",
         on(
             BUCKET_MEMBER,
-            setting("role", "roles/storage.objectAdmin"),
+            unconditioned_role("roles/storage.objectAdmin"),
+            "dashboard-assets-agent-writes-backup",
+        ),
+        "storage-bucket-transfer-agent-least-privilege",
+        (BUCKET_MEMBER, "dashboard-assets-agent-writes-backup"),
+    ),
+    Variant(
+        "transfer-agent-condition-reaches-the-exports",
+        "prod",
+        on(
+            BUCKET_MEMBER,
+            setting(
+                "condition.expression",
+                'resource.name.startsWith("projects/_/buckets/any-bucket/objects/cloudsql/")',
+            ),
             "dashboard-assets-agent-writes-backup",
         ),
         "storage-bucket-transfer-agent-least-privilege",

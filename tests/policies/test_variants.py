@@ -83,7 +83,13 @@ def set_env(name: str, value: str) -> Callable[[dict[str, Any]], None]:
 
 
 def replace_in_condition(path: str, old: str, new: str) -> Callable[[dict[str, Any]], None]:
-    return lambda props: put(props, path, get(props, path).replace(old, new))
+    def edit(props: dict[str, Any]) -> None:
+        text = get(props, path)
+        # A variant whose text drifted from the program would test nothing: say so.
+        assert old in text, f"{path} no longer contains {old!r}: {text!r}"
+        put(props, path, text.replace(old, new))
+
+    return edit
 
 
 VARIANTS = [
