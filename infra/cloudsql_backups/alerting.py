@@ -84,6 +84,8 @@ class BackupAlerts(pulumi.ComponentResource):
     """Notification channels and the backup alert policies."""
 
     channel_names: pulumi.Output[list[str]]
+    # The same channels as a list of inputs, for other components' alert policies.
+    channels: list[pulumi.Input[str]]
     policies: dict[str, gcp.monitoring.AlertPolicy]
 
     def __init__(
@@ -104,6 +106,7 @@ class BackupAlerts(pulumi.ComponentResource):
             *args.notification_channel_ids,
         ]
         self.channel_names = pulumi.Output.all(*self._channels)
+        self.channels = list(self._channels)
         self.policies = {
             "automated-backup-failed": self._automated_backup_failed(),
             "export-failed": self._export_failed(),

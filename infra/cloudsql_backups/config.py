@@ -105,6 +105,9 @@ _NETWORK = re.compile(
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _CHANNEL_ID = re.compile(r"^projects/[^/]+/notificationChannels/\d+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SERVICE_ACCOUNT_EMAIL = re.compile(
+    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+)
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 _IMAGE_PINNED = re.compile(
     r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:(\d+\.\d+\.\d+[\w.-]*)|@sha256:[0-9a-f]{64})$"
@@ -171,6 +174,12 @@ Cron = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Email = Annotated[str, _matches(_EMAIL, "an email address")]
+ServiceAccountEmail = Annotated[
+    str,
+    _matches(
+        _SERVICE_ACCOUNT_EMAIL, "a service account email (<id>@<project>.iam.gserviceaccount.com)"
+    ),
+]
 ChannelId = Annotated[str, _matches(_CHANNEL_ID, "projects/<project>/notificationChannels/<id>")]
 
 
@@ -230,6 +239,8 @@ class StackSettings(BaseModel):
     disk_utilization_alert_percent: int = Field(default=85, ge=50, le=99)
     # CI identity (Workload Identity Federation for GitHub Actions); empty = not managed here.
     github_repository: str = ""
+    # Who may read backup objects without paging (the export job's account always may).
+    expected_backup_readers: tuple[ServiceAccountEmail, ...] = ()
 
     @field_validator("region")
     @classmethod
@@ -398,7 +409,13 @@ def longest_cron_interval(schedule: str, time_zone: str, samples: int = 400) -> 
 
 # Keys that Pulumi config holds as JSON arrays.
 _LIST_KEYS = frozenset(
-    {"authorized_networks", "export_databases", "notification_emails", "notification_channel_ids"}
+    {
+        "authorized_networks",
+        "export_databases",
+        "notification_emails",
+        "notification_channel_ids",
+        "expected_backup_readers",
+    }
 )
 
 
