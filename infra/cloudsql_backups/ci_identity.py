@@ -230,8 +230,9 @@ class CiIdentityArgs:
             *_role_problems("deployer_roles", self.deployer_roles),
             *_role_problems("grantable_project_roles", self.grantable_project_roles),
             *_preview_role_problems(self.preview_roles),
-            *_subject_problems(self),
         ]
+        if not problems:
+            problems = _subject_problems(self)
         if problems:
             raise ValueError("CiIdentityArgs: " + "; ".join(problems))
 
