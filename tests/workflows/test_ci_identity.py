@@ -1,22 +1,16 @@
 """CiIdentity: a pull request can only ever be the read-only preview identity, the deployer is only
 reachable from the stack's GitHub environment on main, and neither can widen its own access.
 
-The providers' attribute conditions are compiled and evaluated with cel-python (a CEL
-implementation) against a table of GitHub OIDC claim sets, so the tests exercise the expression
-Google evaluates, not a re-reading of it. Claim shapes follow GitHub's OIDC reference:
-https://docs.github.com/en/actions/reference/security/oidc (``sub`` is
-``repo:OWNER/REPO:environment:NAME`` for a job with an environment, ``repo:OWNER/REPO:pull_request``
-for a pull-request job without one, ``repo:OWNER/REPO:ref:REF`` otherwise).
+The providers' attribute conditions are evaluated as CEL (``oidc.accepts``) against a table of GitHub
+OIDC claim sets: other branches, environments, repositories and events are refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import celpy
 import pulumi
 import pytest
 from cloudsql_backups.ci_identity import (
@@ -36,9 +30,9 @@ from cloudsql_backups.ci_identity import (
 from tools.stack_render import RenderedStack, render
 
 from .conftest import MOCK_PROJECT_NUMBER, PulumiHarness
+from .oidc import PULL_REQUEST_REF, REPOSITORY, accepts, claims
 
 PROJECT = "acme-scheduling-staging"
-REPOSITORY = "acme/cloudsql-backups"
 PROVIDER_TYPE = "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
 ACCOUNT_TYPE = "gcp:serviceaccount/account:Account"
 ACCOUNT_IAM_TYPE = "gcp:serviceaccount/iAMMember:IAMMember"
@@ -82,21 +76,6 @@ def deploy(harness: PulumiHarness, args: CiIdentityArgs) -> dict[str, Any]:
 # --- the attribute conditions, evaluated as CEL -------------------------------------------------
 
 
-@cache
-def _compiled(expression: str) -> celpy.Runner:
-    environment = celpy.Environment()
-    return environment.program(environment.compile(expression))
-
-
-def accepts(condition: str, claims: Mapping[str, str]) -> bool:
-    """Whether Google would accept a token with ``claims``: an evaluation error is a refusal."""
-    try:
-        result = _compiled(condition).evaluate({"assertion": celpy.json_to_cel(dict(claims))})
-    except celpy.CELEvalError:
-        return False
-    return result is True or result == celpy.celtypes.BoolType(True)
-
-
 @dataclass(frozen=True)
 class Token:
     """One job's OIDC claims, with what each provider must decide."""
@@ -107,35 +86,8 @@ class Token:
     preview: bool
 
 
-def claims(
-    *,
-    repository: str = REPOSITORY,
-    environment: str | None = None,
-    ref: str = "refs/heads/main",
-    event: str = "push",
-) -> dict[str, str]:
-    """Claims as GitHub mints them for a job (only the ones the conditions may read)."""
-    if environment is not None:
-        sub = f"repo:{repository}:environment:{environment}"
-    elif event == "pull_request":
-        sub = f"repo:{repository}:pull_request"
-    else:
-        sub = f"repo:{repository}:ref:{ref}"
-    minted = {
-        "sub": sub,
-        "repository": repository,
-        "repository_owner": repository.split("/")[0],
-        "ref": ref,
-        "event_name": event,
-        "iss": GITHUB_OIDC_ISSUER,
-    }
-    if environment is not None:
-        minted["environment"] = environment
-    return minted
-
-
 def tokens(github_environment: str, other_environment: str) -> list[Token]:
-    pr_ref = "refs/pull/7/merge"
+    pr_ref = PULL_REQUEST_REF
     return [
         Token("deploy-push-main", claims(environment=github_environment), True, False),
         Token(
@@ -412,7 +364,7 @@ def test_unknown_environment_is_refused() -> None:
 )
 def test_workload_identity_ids_follow_googles_rules(field: str, value: str) -> None:
     overrides: dict[str, Any] = {field: value}
-    with pytest.raises(ValueError, match="provider_id|pool_id"):
+    with pytest.raises(ValueError, match=r"provider_id|pool_id"):
         args_for(**overrides)
 
 
