@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 import alerting
+import ci_identity
 import cloudsql
 import export
 import iam
@@ -31,6 +32,7 @@ def all_policies() -> list[Policy]:
         *cloudsql.policies(),
         *storage.policies(),
         *iam.policies(),
+        *ci_identity.policies(),
         *export.policies(),
         *alerting.policies(),
         *stack.policies(),
