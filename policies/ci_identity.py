@@ -128,7 +128,7 @@ def _pins_repository_and_job(provider: Resource, config: Config) -> Iterator[str
     condition = provider.props.at("attributeCondition").value
     mapping = provider.props.at("attributeMapping").value or {}
     pinned = pinned_claims(str(condition or ""), {str(k): str(v) for k, v in mapping.items()})
-    if not pinned & set(config["repositoryClaims"]):
+    if not pinned & set(REPOSITORY_CLAIMS):
         yield (
             f"attributeCondition = {describe(condition)}: does not pin the repository; GitHub "
             "signs every repository's tokens, so any repository could authenticate"
@@ -169,13 +169,6 @@ def policies() -> list[ResourceValidationPolicy]:
             scope=_trusts_github,
             checks=[_pins_repository_and_job],
             settings=[
-                Setting(
-                    "repositoryClaims",
-                    "array",
-                    list(REPOSITORY_CLAIMS),
-                    "Claims that identify the repository; one must be pinned.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-                ),
                 Setting(
                     "jobClaims",
                     "array",
