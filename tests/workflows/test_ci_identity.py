@@ -419,3 +419,27 @@ def test_the_stack_enables_storage_data_access_logs(stack: str) -> None:
     log_types = {c["logType"] for c in audit.inputs["auditLogConfigs"]}
     assert "DATA_READ" in log_types
     assert not [c for c in audit.inputs["auditLogConfigs"] if c.get("exemptedMembers")]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_reads_of_the_backup_bucket_by_others_page(stack: str) -> None:
+    program = rendered(stack)
+    [alert] = [
+        r
+        for r in program.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+        if r.name == "backup-read-audit-unexpected-read"
+    ]
+    log_filter = alert.inputs["conditions"][0]["conditionMatchedLog"]["filter"]
+    bucket = program.one("gcp:storage/bucket:Bucket").outputs["name"]
+    assert f'resource.labels.bucket_name="{bucket}"' in log_filter
+    assert 'protoPayload.methodName="storage.objects.get"' in log_filter
+    assert "cloudaudit.googleapis.com%2Fdata_access" in log_filter
+    expected = {
+        f"sql-export-job-{stack}@acme-scheduling-{stack}.iam.gserviceaccount.com",
+        f"restore-drill@acme-scheduling-{stack}.iam.gserviceaccount.com",
+    }
+    assert {
+        term.split("!=")[1].strip('"') for term in log_filter.split(" AND ") if "!=" in term
+    } == expected
+    assert alert.inputs["notificationChannels"]
+    assert alert.inputs["alertStrategy"]["notificationRateLimit"]["period"]
