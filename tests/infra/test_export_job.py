@@ -266,7 +266,7 @@ def test_no_project_level_run_role_for_the_export_identities(stack: RenderedStac
 
 
 def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> None:
-    role = stack.one(CUSTOM_ROLE)
+    role = stack.by_name("export-exporter-role")
     assert sorted(role.inputs["permissions"]) == [
         "cloudsql.instances.export",
         "cloudsql.instances.get",
@@ -278,7 +278,7 @@ def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> Non
 def test_exporter_role_is_bound_to_the_job_for_this_instance_only(stack: RenderedStack) -> None:
     who = identities(stack)
     project = setting(stack.stack, "gcp:project")
-    role_name = stack.one(CUSTOM_ROLE).outputs["name"]
+    role_name = stack.by_name("export-exporter-role").outputs["name"]
     assert role_name == f"projects/{project}/roles/cloudsqlExporter{stack.stack.capitalize()}"
     [binding] = [
         grant.resource

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from functools import cache
 
 import celpy
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 from cloudsql_backups.ci_identity import GITHUB_OIDC_ISSUER
 
 REPOSITORY = "acme/cloudsql-backups"
@@ -29,8 +31,8 @@ def _compiled(expression: str) -> celpy.Runner:
 def accepts(condition: str, claims: Mapping[str, str]) -> bool:
     """Whether Google would accept a token with ``claims``: an evaluation error is a refusal."""
     try:
-        result = _compiled(condition).evaluate({"assertion": celpy.json_to_cel(dict(claims))})
-    except celpy.CELEvalError:
+        result = _compiled(condition).evaluate({"assertion": json_to_cel(dict(claims))})
+    except CELEvalError:
         return False
     return result == celpy.celtypes.BoolType(True)
 
