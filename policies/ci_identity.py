@@ -151,6 +151,17 @@ def _no_forbidden_role(setting: str, reason: str) -> Check:
     return check
 
 
+def _role_list(name: str, roles: tuple[str, ...], description: str) -> Setting:
+    """A configurable list of claim or role names (at least one, no duplicates)."""
+    return Setting(
+        name,
+        "array",
+        list(roles),
+        description,
+        {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+    )
+
+
 def _is_hierarchy_grant(type_token: str) -> bool:
     return is_iam_grant(type_token) and _HIERARCHY_GRANT.match(type_token) is not None
 
@@ -169,13 +180,9 @@ def policies() -> list[ResourceValidationPolicy]:
             scope=_trusts_github,
             checks=[_pins_repository_and_job],
             settings=[
-                Setting(
-                    "jobClaims",
-                    "array",
-                    list(JOB_CLAIMS),
-                    "Claims that identify the job; one must be pinned.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-                ),
+                _role_list(
+                    "jobClaims", JOB_CLAIMS, "Claims that identify the job; one must be pinned."
+                )
             ],
             severity=Severity.CRITICAL,
             remediation=(
@@ -199,15 +206,7 @@ def policies() -> list[ResourceValidationPolicy]:
                     "custom roles",
                 )
             ],
-            settings=[
-                Setting(
-                    "forbiddenRoles",
-                    "array",
-                    list(ROLE_ADMIN_ROLES),
-                    "Roles no grant may use.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-                )
-            ],
+            settings=[_role_list("forbiddenRoles", ROLE_ADMIN_ROLES, "Roles no grant may use.")],
             severity=Severity.CRITICAL,
             remediation="Remove the grant; have a human apply custom-role changes.",
         ),
@@ -227,12 +226,10 @@ def policies() -> list[ResourceValidationPolicy]:
                 )
             ],
             settings=[
-                Setting(
+                _role_list(
                     "forbiddenRoles",
-                    "array",
-                    list(IMPERSONATION_ROLES),
+                    IMPERSONATION_ROLES,
                     "Roles no project-, folder- or organization-level grant may use.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
                 )
             ],
             severity=Severity.CRITICAL,
