@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 from cloudsql_backups.alerting import BackupAlerts, BackupAlertsArgs
 from cloudsql_backups.backup_bucket import BackupBucket, BackupBucketArgs
+from cloudsql_backups.backup_read_audit import BackupReadAudit, BackupReadAuditArgs
 from cloudsql_backups.ci_identity import CiIdentity, CiIdentityArgs
 from cloudsql_backups.config import ConfigError, StackSettings, load_settings
 from cloudsql_backups.dashboard import BackupDashboard, BackupDashboardArgs
@@ -146,12 +147,28 @@ def build_stack(s: StackSettings) -> None:
             ),
             opts=after_apis,
         )
+    read_audit = BackupReadAudit(
+        "backup-read-audit",
+        BackupReadAuditArgs(
+            project=s.project,
+            environment=s.environment,
+            bucket_name=bucket.name,
+            expected_readers=(export.job_service_account.email, *s.expected_backup_readers),
+            notification_channels=alerts.channels,
+        ),
+        opts=after_apis,
+    )
     if s.github_repository:
         ci = CiIdentity(
             "ci",
             CiIdentityArgs(
                 project=s.project,
+                environment=s.environment,
                 github_repository=s.github_repository,
+                runtime_service_accounts=(
+                    export.job_service_account.name,
+                    export.scheduler_service_account.name,
+                ),
                 grantable_project_roles=(
                     ExportJobArgs.exporter_role_name(s.project, s.environment),
                 ),
@@ -159,8 +176,10 @@ def build_stack(s: StackSettings) -> None:
             opts=after_apis,
         )
         # An admin copies these into the repository variables the workflows read.
-        pulumi.export("ci_workload_identity_provider", ci.workload_identity_provider)
-        pulumi.export("ci_service_account_email", ci.service_account_email)
+        pulumi.export("ci_workload_identity_provider", ci.deploy_provider.name)
+        pulumi.export("ci_service_account_email", ci.deployer_account.email)
+        pulumi.export("ci_preview_workload_identity_provider", ci.preview_provider.name)
+        pulumi.export("ci_preview_service_account_email", ci.preview_account.email)
     pulumi.export("project", s.project)
     pulumi.export("region", s.region)
     pulumi.export("instance_name", database.name)
@@ -172,7 +191,12 @@ def build_stack(s: StackSettings) -> None:
     pulumi.export("export_databases", list(s.export_databases))
     pulumi.export("export_offload", s.export_offload)
     # What the post-deploy smoke test (ops/smoke) checks exists.
-    pulumi.export("alert_policy_names", alerts.policy_names)
+    pulumi.export(
+        "alert_policy_names",
+        pulumi.Output.all(alerts.policy_names, read_audit.alert.name).apply(
+            lambda names: [*names[0], names[1]]
+        ),
+    )
     pulumi.export("log_metric_names", [m.name for m in metrics.metrics])
 
 

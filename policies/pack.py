@@ -10,6 +10,7 @@ from typing import Final
 
 import access
 import alerting
+import ci_identity
 import cloudsql
 import export
 import iam
@@ -33,6 +34,7 @@ def all_policies() -> list[Policy]:
         *storage.policies(),
         *iam.policies(),
         *access.policies(),
+        *ci_identity.policies(),
         *export.policies(),
         *alerting.policies(),
         *stack.policies(),

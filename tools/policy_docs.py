@@ -21,6 +21,8 @@ from tools.policy_config import LEVEL_KEY, REASON_KEY, ConfigEntry, read_entries
 from tools.policy_gate import CONFIG_DIR, PACK_DIR, PolicyAnalyzer
 
 README: Final = PACK_DIR / "README.md"
+# Hand-written benchmark mapping (CIS, checkov), appended verbatim to the generated reference.
+BENCHMARKS: Final = PACK_DIR / "BENCHMARKS.md"
 _LEVELS: Final = {
     analyzer_pb2.ADVISORY: "advisory",
     analyzer_pb2.MANDATORY: "mandatory",
@@ -103,6 +105,8 @@ def render_reference(info: analyzer_pb2.AnalyzerInfo) -> str:
         "",
         *(line for policy in policies for line in _policy_section(policy)),
         *_stack_sections(policies, stack_configs()),
+        "",
+        BENCHMARKS.read_text().rstrip(),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

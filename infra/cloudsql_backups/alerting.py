@@ -114,6 +114,8 @@ class BackupAlerts(pulumi.ComponentResource):
     """Notification channels and the backup alert policies."""
 
     channel_names: pulumi.Output[list[str]]
+    # The same channels as a list of inputs, for other components' alert policies.
+    channels: list[pulumi.Input[str]]
     policies: dict[str, gcp.monitoring.AlertPolicy]
     policy_names: pulumi.Output[list[str]]
 
@@ -135,6 +137,7 @@ class BackupAlerts(pulumi.ComponentResource):
             *args.notification_channel_ids,
         ]
         self.channel_names = pulumi.Output.all(*self._channels)
+        self.channels = list(self._channels)
         self.policies = {
             "automated-backup-failed": self._automated_backup_failed(),
             "export-failed": self._export_failed(),

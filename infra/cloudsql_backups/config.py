@@ -310,6 +310,10 @@ Cron = Annotated[str, AfterValidator(_check_cron)]
 TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Email = Annotated[str, _matches(_EMAIL, "an email address")]
+ServiceAccountEmail = Annotated[
+    str,
+    _matches(_SERVICE_ACCOUNT, "a service account email (<id>@<project>.iam.gserviceaccount.com)"),
+]
 ChannelId = Annotated[str, _matches(_CHANNEL_ID, "projects/<project>/notificationChannels/<id>")]
 
 
@@ -372,6 +376,8 @@ class StackSettings(BaseModel):
     disk_utilization_alert_percent: int = Field(default=85, ge=50, le=99)
     # CI identity (Workload Identity Federation for GitHub Actions); empty = not managed here.
     github_repository: str = ""
+    # Who may read backup objects without paging (the export job's account always may).
+    expected_backup_readers: Annotated[tuple[ServiceAccountEmail, ...], UniqueList] = ()
 
     @field_validator("region")
     @classmethod

@@ -878,7 +878,9 @@ def test_every_line_of_a_config_error_names_its_key() -> None:
 def test_staging_without_a_notification_target_is_allowed() -> None:
     rendered = render("staging", preview=True, overrides=NO_CHANNELS)
     assert rendered.of_type(CHANNEL) == []
-    policies = rendered.of_type(ALERT_POLICY)
+    # BackupAlerts' own policies, plus the backup-read audit alert of the CI identity.
+    policies = [p for p in rendered.of_type(ALERT_POLICY) if p.name.startswith("alerts-")]
+    assert len(rendered.of_type(ALERT_POLICY)) == len(policies) + 1
     assert len(policies) == len(POLICIES) - 1  # staging backs up no dashboard bucket
     for found in policies:
         assert found.inputs["notificationChannels"] == []

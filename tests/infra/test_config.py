@@ -325,6 +325,7 @@ def test_list_keys_refuse_duplicates(key: str) -> None:
         "export_databases": "scheduling",
         "notification_emails": "oncall@acme.example",
         "notification_channel_ids": "projects/acme-scheduling-prod/notificationChannels/42",
+        "expected_backup_readers": "drill@acme-scheduling-prod.iam.gserviceaccount.com",
     }[key]
     overrides: dict[str, Any] = {
         key: [entry, "other" if key == "export_databases" else entry, entry]

@@ -276,15 +276,8 @@ def test_no_project_level_run_role_for_the_export_identities(stack: RenderedStac
             assert not grant.role.startswith("roles/run."), grant
 
 
-def exporter_role(stack: RenderedStack) -> RegisteredResource:
-    [role] = [
-        r for r in stack.of_type(CUSTOM_ROLE) if r.inputs["roleId"].startswith("cloudsqlExporter")
-    ]
-    return role
-
-
 def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> None:
-    role = exporter_role(stack)
+    role = stack.by_name("export-exporter-role")
     assert sorted(role.inputs["permissions"]) == [
         "cloudsql.instances.export",
         "cloudsql.instances.get",
@@ -296,7 +289,7 @@ def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> Non
 def test_exporter_role_is_bound_to_the_job_for_this_instance_only(stack: RenderedStack) -> None:
     who = identities(stack)
     project = setting(stack.stack, "gcp:project")
-    role_name = exporter_role(stack).outputs["name"]
+    role_name = stack.by_name("export-exporter-role").outputs["name"]
     assert role_name == f"projects/{project}/roles/cloudsqlExporter{stack.stack.capitalize()}"
     [binding] = [
         grant.resource

@@ -87,6 +87,8 @@ def _computed_outputs(resource_type: str, inputs: dict[str, Any]) -> dict[str, A
             "name": f"projects/{inputs['project']}/serviceAccounts/{email}",
             "uniqueId": "109876543210987654321",
         }
+    if resource_type == "gcp:projects/iAMCustomRole:IAMCustomRole":
+        return {"name": f"projects/{inputs['project']}/roles/{inputs['roleId']}", "deleted": False}
     if resource_type.endswith(":IAMMember"):
         return {"etag": "BwYmockEtag="}
     return {}

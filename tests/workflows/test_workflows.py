@@ -322,16 +322,18 @@ def stacks_served(workflow: Workflow, job: dict[str, Any]) -> set[str]:
 def test_each_stack_authenticates_as_its_own_projects_deployer(
     workflows: dict[str, Workflow],
 ) -> None:
-    # Each stack's project has its own pool and deployer: a prod run must never get staging's
-    # identity names, and the reverse.
+    # Each stack's project has its own pool and identities: a prod run must never get staging's
+    # identity names, and the reverse. Pull requests get the read-only preview identity.
     checked = 0
     for workflow in workflows.values():
+        identity = "PREVIEW_" if "pull_request" in workflow["on"] else ""
         for job in jobs(workflow).values():
             for step in steps_using(job, AUTH_ACTION):
                 for stack in stacks_served(workflow, job):
                     for name in AUTH_INPUTS:
                         variable = identity_variable(step["with"][name], stack)
-                        assert variable == f"GCP_{name.upper()}_{stack.upper()}", (stack, name)
+                        expected = f"GCP_{identity}{name.upper()}_{stack.upper()}"
+                        assert variable == expected, (stack, name)
                         checked += 1
     # preview x2 stacks, deploy staging and prod, export x2 stacks; two inputs each.
     assert checked == 12
