@@ -186,7 +186,16 @@ PREVIEW_READER = CustomRole(
         "storage.buckets.list",
     ),
 )
-DEPLOYER_CUSTOM_ROLES = (BUCKET_MANAGER, ACCOUNT_MANAGER, LOG_METRIC_WRITER)
+# The post-deploy smoke test (ops/smoke) that gates prod: it lists the new export (name and size,
+# never its contents: objects.get stays out) and reads the export job's log lines, which are not
+# private logs (https://cloud.google.com/logging/docs/access-control#permissions_and_roles).
+SMOKE_TESTER = CustomRole(
+    "ciSmokeTester",
+    "CI smoke tester",
+    "List export objects (names and sizes, never contents) and read non-private log entries.",
+    ("logging.logEntries.list", "storage.objects.list"),
+)
+DEPLOYER_CUSTOM_ROLES = (BUCKET_MANAGER, ACCOUNT_MANAGER, LOG_METRIC_WRITER, SMOKE_TESTER)
 PREVIEW_CUSTOM_ROLES = (PREVIEW_READER,)
 
 _GITHUB_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")

@@ -78,10 +78,6 @@ class SmokeCloud(Protocol):
 
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]: ...
 
-    def read_object_start(self, bucket: str, name: str, length: int) -> bytes:
-        """The first ``length`` bytes of an object (a ranged read)."""
-        ...
-
     def export_log_records(self, project: str, job: str, execution: str) -> list[dict[str, Any]]:
         """The ``jsonPayload`` of every export-script log line of one execution (short name)."""
         ...

@@ -6,7 +6,6 @@ Endpoints (each checked in Google's API reference):
   GET  {run}/v2/{execution}                                 executions.get (completionTime, *Count, conditions)
        https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions
   GET  {storage}/storage/v1/b/B/o?prefix=...                objects.list (name, size as a string, timeCreated)
-  GET  {storage}/storage/v1/b/B/o/NAME?alt=media + Range    objects.get, media download of a byte range
        https://cloud.google.com/storage/docs/json_api/v1/objects
   POST {logging}/v2/entries:list                            entries.list (resourceNames, filter, pageToken)
        https://cloud.google.com/logging/docs/reference/v2/rest/v2/entries/list
@@ -156,13 +155,6 @@ class RestSmokeCloud:
             if not token:
                 return found
             params = {"prefix": prefix, "pageToken": str(token)}
-
-    def read_object_start(self, bucket: str, name: str, length: int) -> bytes:
-        url = f"{self._endpoints.storage}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
-        response = self._request(
-            "GET", url, params={"alt": "media"}, headers={"Range": f"bytes=0-{length - 1}"}
-        )
-        return response.content[:length]
 
     def export_log_records(self, project: str, job: str, execution: str) -> list[dict[str, Any]]:
         log_filter = (

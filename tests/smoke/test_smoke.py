@@ -113,7 +113,7 @@ def test_a_job_that_cannot_be_started_fails_with_googles_error(google: FakeGoogl
     ("knob", "expected"),
     [
         ("empty_for", "is empty"),
-        ("not_gzip_for", "is not gzip"),
+        ("unverified_for", "does not say the job verified the dump"),
         ("no_log_for", "no succeeded log line from the export script"),
     ],
 )
