@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError, load_checks
+from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError
 from ops.restore_drill.cloudsql import BackupStore, CloudSqlAdmin, PollSettings
 from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
 from ops.restore_drill.drill import (
@@ -42,6 +42,12 @@ from ops.restore_drill.progress import RichReporter
 from ops.restore_drill.report import DrillReport
 from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
 from ops.restore_drill.restore_log import RestoreLogError, append_row
+from ops.restore_drill.suite_setup import (
+    DESCRIPTION_PATH,
+    SuiteSetupError,
+    load_suite,
+    remember_passed_drill,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOG = REPO_ROOT / "BACKUP_RESTORE_LOG.md"
@@ -329,7 +335,12 @@ def main(
     keep_restored: Annotated[
         bool, typer.Option(help="Keep the restored database/instance instead of deleting it.")
     ] = False,
-    checks_dir: Annotated[Path, typer.Option(help="Directory of *.sql checks.")] = CHECKS_DIR,
+    data_description: Annotated[
+        Path, typer.Option(help="TOML description of the data the checks are generated from.")
+    ] = DESCRIPTION_PATH,
+    checks_dir: Annotated[
+        Path, typer.Option(help="Directory of extra hand-written *.sql checks.")
+    ] = CHECKS_DIR,
     newest_write_sql: Annotated[
         Path, typer.Option(help="Query returning the newest write (for RPO).")
     ] = NEWEST_WRITE_SQL,
@@ -367,9 +378,11 @@ def main(
     now = utc_now()
     plan = make_plan(options, now)
     try:
-        checks = load_checks(checks_dir)
+        checks = load_suite(data_description, checks_dir, log_file)
     except CheckDefinitionError as error:
         raise typer.BadParameter(str(error), param_hint="--checks-dir") from error
+    except SuiteSetupError as error:
+        raise typer.BadParameter(str(error), param_hint="--data-description") from error
     poll = PollSettings(interval_seconds=poll_interval, timeout_seconds=timeout_minutes * 60)
     cloud = connect_google(options)
     console = Console()
@@ -384,6 +397,7 @@ def main(
     who = operator or os.environ.get("USER") or getpass.getuser()
     try:
         append_row(log_file, report.log_cells(who))
+        remember_passed_drill(checks, report, log_file)
     except (RestoreLogError, OSError) as error:
         print_summary(console, report, log_file=None)
         console.print(f"[red]could not record the drill in {log_file}:[/red] {escape(str(error))}")

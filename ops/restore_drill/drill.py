@@ -15,7 +15,7 @@ when a step failed, unless the operator asked to keep it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,6 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow
 
-from ops.restore_drill.checks import SqlCheck, run_checks
 from ops.restore_drill.cloudsql import (
     INSTANCE_RUNNABLE,
     BackupStore,
@@ -53,6 +52,7 @@ from ops.restore_drill.local_restore import (
 )
 from ops.restore_drill.pgtools import PgToolError, PgTools, describe_target, with_database
 from ops.restore_drill.report import DrillReport, format_moment
+from ops.restore_drill.verification import CheckSuite
 
 NEWEST_WRITE_SQL = Path(__file__).with_name("newest_write.sql")
 EXPORT_STALE_AFTER = timedelta(hours=36)
@@ -123,7 +123,7 @@ class DrillEnvironment:
     """What every drill needs besides its restore method."""
 
     reporter: Reporter
-    checks: Sequence[SqlCheck]
+    checks: CheckSuite
     newest_write_sql: str = field(default_factory=NEWEST_WRITE_SQL.read_text)
     check_timeout_seconds: float = 60.0
     clock: Callable[[], datetime] = utc_now
@@ -153,11 +153,11 @@ def last_result_raw(cursor: psycopg.Cursor[TupleRow]) -> list[TupleRow]:
 
 def verify(conn: psycopg.Connection[TupleRow], env: DrillEnvironment, report: DrillReport) -> None:
     """Run the checks (stamping RTO when all pass), then measure the newest write (RPO)."""
-    with env.reporter.step(f"Run {len(env.checks)} SQL checks"):
-        report.check_results = run_checks(conn, env.checks, env.check_timeout_seconds)
+    with env.reporter.step(f"Run {len(env.checks)} checks"):
+        outcome = env.checks.run(conn, report.restore_point, env.check_timeout_seconds)
+    report.check_results, report.row_counts = outcome.results, outcome.row_counts
     for result in report.check_results:
-        mark = "passed" if result.passed else "FAILED"
-        env.reporter.note(f"{mark}  {result.check.name}: {result.detail}")
+        env.reporter.note(f"{result.status.value:<6}  {result.name}: {result.detail}")
     if report.failed_checks:
         report.fail(f"checks failed: {', '.join(report.failed_checks)}")
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ops.restore_drill.checks import CheckResult
+from ops.restore_drill.checks import CheckResult, Status
 
 FAILURE_TEXT_LIMIT = 200
 
@@ -24,6 +24,7 @@ class DrillReport:
     checks_green_at: datetime | None = None
     newest_write: datetime | None = None
     failures: list[str] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)  # per table, for the baseline
 
     def fail(self, reason: str) -> None:
         self.failures.append(reason)
@@ -34,7 +35,11 @@ class DrillReport:
 
     @property
     def failed_checks(self) -> list[str]:
-        return [r.check.name for r in self.check_results if not r.passed]
+        """Checks that did not pass: found a violation, or could not run."""
+        return [r.name for r in self.check_results if not r.passed]
+
+    def checks_with(self, status: Status) -> list[str]:
+        return [r.name for r in self.check_results if r.status is status]
 
     @property
     def rpo_minutes(self) -> float | None:
@@ -54,7 +59,13 @@ class DrillReport:
         passed = sum(r.passed for r in self.check_results)
         summary = f"{passed}/{self.checks_total}"
         if self.failed_checks:
-            return f"{summary} (failed: {', '.join(self.failed_checks)})"
+            # A violation (failed) and a check that could not run (error) are told apart.
+            parts = [
+                f"{status.value}: {', '.join(names)}"
+                for status in (Status.failed, Status.error)
+                if (names := self.checks_with(status))
+            ]
+            return f"{summary} ({'; '.join(parts)})"
         if self.failures and not self.check_results:
             return f"{summary} (not run: {_shorten(self.failures[0])})"
         if self.failures:

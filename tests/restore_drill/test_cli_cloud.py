@@ -80,7 +80,7 @@ def test_pitr_drill_passes_logs_and_removes_the_clone(
     assert row["Method"] == "pitr (instances.clone)"
     assert row["Source"] == "prod-pg at 2026-03-01 02:03 UTC"
     assert row["Target"] == f"{CLONE}/app (temporary)"
-    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("10.0", "7/7", "passed")
+    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("10.0", "23/23", "passed")
     assert CLONE not in admin.instances
 
 
@@ -96,7 +96,7 @@ def test_pitr_drill_with_a_failing_check_exits_1_and_still_removes_the_clone(
     assert exit_code == 1, output
     row = read_rows(log_copy)[-1]
     assert row["Result"] == "failed"
-    assert "tenant_isolation" in row["Checks passed"]
+    assert "isolation:appointments:app_user" in row["Checks passed"]
     assert CLONE not in admin.instances
     assert "FAILED" in output
 
