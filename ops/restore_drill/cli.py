@@ -37,6 +37,7 @@ from ops.restore_drill.drill import (
     utc_now,
 )
 from ops.restore_drill.exports import stamp_of
+from ops.restore_drill.health import HealthUrlError, HealthWait, validate_health_url
 from ops.restore_drill.pgtools import PgTools
 from ops.restore_drill.progress import RichReporter
 from ops.restore_drill.report import DrillReport
@@ -274,6 +275,15 @@ def execute(
     return run_pitr_drill(plan, env, admin, connector, poll)
 
 
+def health_wait(url: str | None, timeout_minutes: float) -> HealthWait | None:
+    if url is None:
+        return None
+    try:
+        return HealthWait(validate_health_url(url), timeout_seconds=timeout_minutes * 60)
+    except HealthUrlError as error:
+        raise typer.BadParameter(str(error), param_hint="--health-url") from error
+
+
 @app.command()
 def main(
     method: Annotated[Method, typer.Option(help="How to restore.")],
@@ -345,6 +355,13 @@ def main(
         Path, typer.Option(help="Query returning the newest write (for RPO).")
     ] = NEWEST_WRITE_SQL,
     check_timeout: Annotated[float, typer.Option(help="Seconds allowed per check.")] = 60.0,
+    health_url: Annotated[
+        str | None,
+        typer.Option(help="App health URL on the restored data: RTO ends when it answers 2xx."),
+    ] = None,
+    health_timeout_minutes: Annotated[
+        float, typer.Option(help="How long to wait for --health-url.")
+    ] = 15.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between operation polls.")] = 10.0,
     timeout_minutes: Annotated[float, typer.Option(help="Limit per Cloud SQL operation.")] = 240.0,
     log_file: Annotated[Path, typer.Option(help="Restore log to append to.")] = DEFAULT_LOG,
@@ -383,6 +400,7 @@ def main(
         raise typer.BadParameter(str(error), param_hint="--checks-dir") from error
     except SuiteSetupError as error:
         raise typer.BadParameter(str(error), param_hint="--data-description") from error
+    health = health_wait(health_url, health_timeout_minutes)
     poll = PollSettings(interval_seconds=poll_interval, timeout_seconds=timeout_minutes * 60)
     cloud = connect_google(options)
     console = Console()
@@ -392,6 +410,7 @@ def main(
             checks=checks,
             newest_write_sql=newest_write_sql.read_text(encoding="utf-8"),
             check_timeout_seconds=check_timeout,
+            health=health,
         )
         report = execute(plan, cloud, options, env, poll)
     who = operator or os.environ.get("USER") or getpass.getuser()

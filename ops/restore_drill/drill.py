@@ -43,6 +43,7 @@ from ops.restore_drill.cloudsql import (
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
 from ops.restore_drill.dump_file import inspect_dump
 from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
+from ops.restore_drill.health import HealthWait, healthy_at
 from ops.restore_drill.local_restore import (
     LocalRestoreRequest,
     RestoreError,
@@ -127,6 +128,7 @@ class DrillEnvironment:
     newest_write_sql: str = field(default_factory=NEWEST_WRITE_SQL.read_text)
     check_timeout_seconds: float = 60.0
     clock: Callable[[], datetime] = utc_now
+    health: HealthWait | None = None  # --health-url: RTO ends when the app answers 2xx
 
 
 # --- verification (shared by every method) ------------------------------------------------------
@@ -162,11 +164,24 @@ def verify(conn: psycopg.Connection[TupleRow], env: DrillEnvironment, report: Dr
         report.fail(f"checks failed: {', '.join(report.failed_checks)}")
     else:
         report.checks_green_at = env.clock()
+        wait_for_app(env, report)
     try:
         with env.reporter.step("Measure the newest restored write (RPO)"):
             report.newest_write = newest_write(conn, env.newest_write_sql)
     except (psycopg.Error, DrillError) as error:
         report.fail(f"cannot measure RPO: {error}")
+
+
+def wait_for_app(env: DrillEnvironment, report: DrillReport) -> None:
+    """With a health URL, RTO ends when the application on the restored data answers 2xx."""
+    if env.health is None:
+        return
+    report.health_url = env.health.url
+    with env.reporter.step(f"Wait for {env.health.url} to answer 2xx (end of RTO)"):
+        report.app_healthy_at, answer = healthy_at(env.health, env.clock)
+    env.reporter.note(answer)
+    if report.app_healthy_at is None:
+        report.fail(f"application not healthy: {answer}")
 
 
 def clean_up(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ops.restore_drill.checks import CheckResult, Status
+from ops.restore_drill.health import rto_end_label
 
 FAILURE_TEXT_LIMIT = 200
 
@@ -25,6 +26,8 @@ class DrillReport:
     newest_write: datetime | None = None
     failures: list[str] = field(default_factory=list)
     row_counts: dict[str, int] = field(default_factory=dict)  # per table, for the baseline
+    health_url: str | None = None  # with it, RTO ends when the app answers 2xx on it
+    app_healthy_at: datetime | None = None
 
     def fail(self, reason: str) -> None:
         self.failures.append(reason)
@@ -50,10 +53,19 @@ class DrillReport:
 
     @property
     def rto_minutes(self) -> float | None:
-        """Start of the restore until every check passed (None when they never all did)."""
-        if self.checks_green_at is None:
+        """Start of the restore until every check passed, or until the app answered healthy
+        when a health URL was given (None when that never happened)."""
+        end = self.app_healthy_at if self.health_url else self.checks_green_at
+        if end is None:
             return None
-        return (self.checks_green_at - self.started_at).total_seconds() / 60
+        return (end - self.started_at).total_seconds() / 60
+
+    def rto_cell(self) -> str:
+        """The RTO and what ended it, e.g. `12.5 (checks passed)`."""
+        minutes = self.rto_minutes
+        if minutes is None:
+            return format_minutes(None)
+        return f"{format_minutes(minutes)} ({rto_end_label(self.health_url)})"
 
     def checks_summary(self) -> str:
         passed = sum(r.passed for r in self.check_results)
@@ -80,7 +92,7 @@ class DrillReport:
             "Method": self.method,
             "Restore point": format_moment(self.restore_point),
             "RPO (min)": format_minutes(self.rpo_minutes),
-            "RTO (min)": format_minutes(self.rto_minutes),
+            "RTO (min)": self.rto_cell(),
             "Checks passed": self.checks_summary(),
             "Result": "passed" if self.passed else "failed",
             "Operator": operator,
