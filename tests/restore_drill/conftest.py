@@ -102,16 +102,17 @@ def restored(servers: Servers, export_dump: Path, pg_tools: PgTools) -> LocalRes
 
 
 @pytest.fixture
-def database_copy(servers: Servers, restored: LocalRestoreResult) -> Iterator[Callable[[str], str]]:
-    """Copy the good restore (then break it with the given SQL); copies are dropped afterwards."""
+def database_copy(servers: Servers, restored: LocalRestoreResult) -> Iterator[Callable[..., str]]:
+    """Copy the good restore, or another template database on the target (then break it with the
+    given SQL); copies are dropped afterwards."""
     created: list[str] = []
 
-    def copy(breakage: str = "") -> str:
+    def copy(breakage: str = "", template: str = RESTORED) -> str:
         name = f"copy_{len(created)}"
         with psycopg.connect(servers.target, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(RESTORED)
+                    sql.Identifier(name), sql.Identifier(template)
                 )
             )
         created.append(name)

@@ -9,14 +9,13 @@ check could not run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from ops.restore_drill.baseline import Baseline
 from ops.restore_drill.checks import CheckResult, Status, load_checks
@@ -117,28 +116,9 @@ def schema(request: pytest.FixtureRequest, restored: object) -> Schema:
 
 
 @pytest.fixture
-def copy_of(servers: Servers) -> Iterator[Callable[[str, str], str]]:
-    """A copy of a restored database, broken by the given SQL; dropped after the test."""
-    created: list[str] = []
-
-    def copy(template: str, breakage: str) -> str:
-        name = f"{template}_copy_{len(created)}"
-        with psycopg.connect(servers.target, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-        created.append(name)
-        conninfo = with_database(servers.target, name)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(breakage.encode())
-        return conninfo
-
-    yield copy
-    with psycopg.connect(servers.target, autocommit=True) as conn:
-        for name in created:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def copy_of(database_copy: Callable[..., str]) -> Callable[[str, str], str]:
+    """A copy of a restored database on the target, broken by the given SQL."""
+    return lambda template, breakage: database_copy(breakage, template)
 
 
 def verify(
