@@ -11,6 +11,10 @@ A check file looks like:
 `expect-error` instead names the SQLSTATE the file must fail with (e.g. 42501 when a role
 must be refused). Each check runs in its own transaction that is always rolled back, so checks
 can SET LOCAL ROLE, set app.tenant_id, or even attempt writes without changing restored data.
+
+Every check, hand-written or generated from the data description, ends in one of three states:
+passed; failed (it ran and found a violation); error (it could not run: an SQL error other than
+the one it expects, a missing column, a timeout), reported with the SQLSTATE and message.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +53,39 @@ class SqlCheck:
     expected_sqlstate: str | None
 
 
+class Status(StrEnum):
+    passed = "passed"
+    failed = "failed"  # the check ran and found a violation
+    error = "error"  # the check could not run; detail carries SQLSTATE and message
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    check: SqlCheck
-    passed: bool
+    name: str
+    status: Status
     detail: str
+    sqlstate: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.passed
+
+
+def error_message(error: psycopg.Error) -> str:
+    """The first line of a server error (the primary message), or the exception type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def error_result(name: str, error: psycopg.Error, context: str = "") -> CheckResult:
+    """A check that could not run: never counted as a violation."""
+    prefix = f"{context}: " if context else ""
+    return CheckResult(
+        name,
+        Status.error,
+        f"{prefix}could not run: {error.sqlstate or 'no SQLSTATE'}: {error_message(error)}",
+        error.sqlstate,
+    )
 
 
 def read_header(text: str) -> dict[str, str]:
@@ -100,11 +133,14 @@ def parse_check(path: Path) -> SqlCheck:
 
 
 def load_checks(directory: Path = CHECKS_DIR) -> list[SqlCheck]:
-    """Every *.sql check in `directory`, in file-name order (prefix names with numbers)."""
-    checks = [parse_check(path) for path in sorted(directory.glob("*.sql"))]
-    if not checks:
-        raise CheckDefinitionError(f"no *.sql checks in {directory}")
-    return checks
+    """Every *.sql check in `directory`, in file-name order (prefix names with numbers).
+
+    These are extras next to the checks generated from the data description, so an empty
+    directory is fine; a directory that does not exist is a mistake.
+    """
+    if not directory.is_dir():
+        raise CheckDefinitionError(f"checks directory {directory} does not exist")
+    return [parse_check(path) for path in sorted(directory.glob("*.sql"))]
 
 
 def to_json_value(value: Any) -> Any:
@@ -151,21 +187,30 @@ def run_check(
 def judge_rows(check: SqlCheck, rows: list[list[Any]]) -> CheckResult:
     if check.expected_sqlstate is not None:
         return CheckResult(
-            check, False, f"expected error {check.expected_sqlstate}, but it succeeded: {rows}"
+            check.name,
+            Status.failed,
+            f"expected error {check.expected_sqlstate}, but it succeeded: {rows}",
         )
     if rows == check.expected_rows:
-        return CheckResult(check, True, f"got {json.dumps(rows)}")
+        return CheckResult(check.name, Status.passed, f"got {json.dumps(rows)}")
     return CheckResult(
-        check, False, f"expected {json.dumps(check.expected_rows)}, got {json.dumps(rows)}"
+        check.name,
+        Status.failed,
+        f"expected {json.dumps(check.expected_rows)}, got {json.dumps(rows)}",
     )
 
 
 def judge_error(check: SqlCheck, error: psycopg.Error) -> CheckResult:
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The expected refusal passes; any other error means the check could not run."""
     if check.expected_sqlstate is not None and error.sqlstate == check.expected_sqlstate:
-        return CheckResult(check, True, f"refused as expected ({error.sqlstate}: {message})")
+        return CheckResult(
+            check.name,
+            Status.passed,
+            f"refused as expected ({error.sqlstate}: {error_message(error)})",
+            error.sqlstate,
+        )
     expected = check.expected_sqlstate or f"rows {json.dumps(check.expected_rows)}"
-    return CheckResult(check, False, f"expected {expected}, got error {error.sqlstate}: {message}")
+    return error_result(check.name, error, f"expected {expected}")
 
 
 def run_checks(

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError, load_checks
+from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError
 from ops.restore_drill.cloudsql import BackupStore, CloudSqlAdmin, PollSettings
 from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
 from ops.restore_drill.drill import (
@@ -38,11 +38,18 @@ from ops.restore_drill.drill import (
     utc_now,
 )
 from ops.restore_drill.exports import stamp_of
+from ops.restore_drill.health import HealthUrlError, HealthWait, validate_health_url
 from ops.restore_drill.pgtools import PgTools
 from ops.restore_drill.progress import RichReporter
 from ops.restore_drill.report import DrillReport
 from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
 from ops.restore_drill.restore_log import RestoreLogError, append_row
+from ops.restore_drill.suite_setup import (
+    DESCRIPTION_PATH,
+    SuiteSetupError,
+    load_suite,
+    remember_passed_drill,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOG = REPO_ROOT / "BACKUP_RESTORE_LOG.md"
@@ -302,6 +309,15 @@ def execute(
     return run_pitr_drill(plan, env, services.source_admin, connector, poll)
 
 
+def health_wait(url: str | None, timeout_minutes: float) -> HealthWait | None:
+    if url is None:
+        return None
+    try:
+        return HealthWait(validate_health_url(url), timeout_seconds=timeout_minutes * 60)
+    except HealthUrlError as error:
+        raise typer.BadParameter(str(error), param_hint="--health-url") from error
+
+
 @app.command()
 def main(
     method: Annotated[Method, typer.Option(help="How to restore.")],
@@ -382,11 +398,23 @@ def main(
     keep_restored: Annotated[
         bool, typer.Option(help="Keep the restored database/instance instead of deleting it.")
     ] = False,
-    checks_dir: Annotated[Path, typer.Option(help="Directory of *.sql checks.")] = CHECKS_DIR,
+    data_description: Annotated[
+        Path, typer.Option(help="TOML description of the data the checks are generated from.")
+    ] = DESCRIPTION_PATH,
+    checks_dir: Annotated[
+        Path, typer.Option(help="Directory of extra hand-written *.sql checks.")
+    ] = CHECKS_DIR,
     newest_write_sql: Annotated[
         Path, typer.Option(help="Query returning the newest write (for RPO).")
     ] = NEWEST_WRITE_SQL,
     check_timeout: Annotated[float, typer.Option(help="Seconds allowed per check.")] = 60.0,
+    health_url: Annotated[
+        str | None,
+        typer.Option(help="App health URL on the restored data: RTO ends when it answers 2xx."),
+    ] = None,
+    health_timeout_minutes: Annotated[
+        float, typer.Option(help="How long to wait for --health-url.")
+    ] = 15.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between operation polls.")] = 10.0,
     timeout_minutes: Annotated[float, typer.Option(help="Limit per Cloud SQL operation.")] = 240.0,
     log_file: Annotated[Path, typer.Option(help="Restore log to append to.")] = DEFAULT_LOG,
@@ -423,9 +451,12 @@ def main(
     now = utc_now()
     plan = make_plan(options, now)
     try:
-        checks = load_checks(checks_dir)
+        checks = load_suite(data_description, checks_dir, log_file)
     except CheckDefinitionError as error:
         raise typer.BadParameter(str(error), param_hint="--checks-dir") from error
+    except SuiteSetupError as error:
+        raise typer.BadParameter(str(error), param_hint="--data-description") from error
+    health = health_wait(health_url, health_timeout_minutes)
     poll = PollSettings(interval_seconds=poll_interval, timeout_seconds=timeout_minutes * 60)
     cloud = connect_google(options)
     console = Console()
@@ -435,11 +466,13 @@ def main(
             checks=checks,
             newest_write_sql=newest_write_sql.read_text(encoding="utf-8"),
             check_timeout_seconds=check_timeout,
+            health=health,
         )
         report = execute(plan, cloud, options, env, poll)
     who = operator or os.environ.get("USER") or getpass.getuser()
     try:
         append_row(log_file, report.log_cells(who))
+        remember_passed_drill(checks, report, log_file)
     except (RestoreLogError, OSError) as error:
         print_summary(console, report, log_file=None)
         console.print(f"[red]could not record the drill in {log_file}:[/red] {escape(str(error))}")

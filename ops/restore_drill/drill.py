@@ -17,7 +17,7 @@ when a step failed, unless the operator asked to keep it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +29,6 @@ import psycopg
 import requests
 from psycopg.rows import TupleRow
 
-from ops.restore_drill.checks import SqlCheck, run_checks
 from ops.restore_drill.cloudsql import (
     INSTANCE_RUNNABLE,
     BackupStore,
@@ -47,6 +46,7 @@ from ops.restore_drill.cloudsql import (
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
 from ops.restore_drill.dump_file import inspect_dump
 from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
+from ops.restore_drill.health import HealthWait, healthy_at
 from ops.restore_drill.import_target import (
     DEFAULT_IMPORT_USER,
     missing_grants,
@@ -62,6 +62,7 @@ from ops.restore_drill.local_restore import (
 )
 from ops.restore_drill.pgtools import PgToolError, PgTools, describe_target, with_database
 from ops.restore_drill.report import DrillReport, format_moment
+from ops.restore_drill.verification import CheckSuite
 
 NEWEST_WRITE_SQL = Path(__file__).with_name("newest_write.sql")
 EXPORT_STALE_AFTER = timedelta(hours=36)
@@ -134,10 +135,11 @@ class DrillEnvironment:
     """What every drill needs besides its restore method."""
 
     reporter: Reporter
-    checks: Sequence[SqlCheck]
+    checks: CheckSuite
     newest_write_sql: str = field(default_factory=NEWEST_WRITE_SQL.read_text)
     check_timeout_seconds: float = 60.0
     clock: Callable[[], datetime] = utc_now
+    health: HealthWait | None = None  # --health-url: RTO ends when the app answers 2xx
 
 
 # --- verification (shared by every method) ------------------------------------------------------
@@ -164,20 +166,33 @@ def last_result_raw(cursor: psycopg.Cursor[TupleRow]) -> list[TupleRow]:
 
 def verify(conn: psycopg.Connection[TupleRow], env: DrillEnvironment, report: DrillReport) -> None:
     """Run the checks (stamping RTO when all pass), then measure the newest write (RPO)."""
-    with env.reporter.step(f"Run {len(env.checks)} SQL checks"):
-        report.check_results = run_checks(conn, env.checks, env.check_timeout_seconds)
+    with env.reporter.step(f"Run {len(env.checks)} checks"):
+        outcome = env.checks.run(conn, report.restore_point, env.check_timeout_seconds)
+    report.check_results, report.row_counts = outcome.results, outcome.row_counts
     for result in report.check_results:
-        mark = "passed" if result.passed else "FAILED"
-        env.reporter.note(f"{mark}  {result.check.name}: {result.detail}")
+        env.reporter.note(f"{result.status.value:<6}  {result.name}: {result.detail}")
     if report.failed_checks:
         report.fail(f"checks failed: {', '.join(report.failed_checks)}")
     else:
         report.checks_green_at = env.clock()
+        wait_for_app(env, report)
     try:
         with env.reporter.step("Measure the newest restored write (RPO)"):
             report.newest_write = newest_write(conn, env.newest_write_sql)
     except (psycopg.Error, DrillError) as error:
         report.fail(f"cannot measure RPO: {error}")
+
+
+def wait_for_app(env: DrillEnvironment, report: DrillReport) -> None:
+    """With a health URL, RTO ends when the application on the restored data answers 2xx."""
+    if env.health is None:
+        return
+    report.health_url = env.health.url
+    with env.reporter.step(f"Wait for {env.health.url} to answer 2xx (end of RTO)"):
+        report.app_healthy_at, answer = healthy_at(env.health, env.clock)
+    env.reporter.note(answer)
+    if report.app_healthy_at is None:
+        report.fail(f"application not healthy: {answer}")
 
 
 def clean_up(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ops.restore_drill.checks import CheckResult
+from ops.restore_drill.checks import CheckResult, Status
+from ops.restore_drill.health import rto_end_label
 
 FAILURE_TEXT_LIMIT = 200
 
@@ -29,6 +30,9 @@ class DrillReport:
     rpo_reference_at: datetime | None = None
     rpo_basis: str = ""
     rpo_worst_case_minutes: float | None = None
+    row_counts: dict[str, int] = field(default_factory=dict)  # per table, for the baseline
+    health_url: str | None = None  # with it, RTO ends when the app answers 2xx on it
+    app_healthy_at: datetime | None = None
 
     def fail(self, reason: str) -> None:
         self.failures.append(reason)
@@ -39,7 +43,11 @@ class DrillReport:
 
     @property
     def failed_checks(self) -> list[str]:
-        return [r.check.name for r in self.check_results if not r.passed]
+        """Checks that did not pass: found a violation, or could not run."""
+        return [r.name for r in self.check_results if not r.passed]
+
+    def checks_with(self, status: Status) -> list[str]:
+        return [r.name for r in self.check_results if r.status is status]
 
     @property
     def rpo_minutes(self) -> float | None:
@@ -50,16 +58,31 @@ class DrillReport:
 
     @property
     def rto_minutes(self) -> float | None:
-        """Start of the restore until every check passed (None when they never all did)."""
-        if self.checks_green_at is None:
+        """Start of the restore until every check passed, or until the app answered healthy
+        when a health URL was given (None when that never happened)."""
+        end = self.app_healthy_at if self.health_url else self.checks_green_at
+        if end is None:
             return None
-        return (self.checks_green_at - self.started_at).total_seconds() / 60
+        return (end - self.started_at).total_seconds() / 60
+
+    def rto_cell(self) -> str:
+        """The RTO and what ended it, e.g. `12.5 (checks passed)`."""
+        minutes = self.rto_minutes
+        if minutes is None:
+            return format_minutes(None)
+        return f"{format_minutes(minutes)} ({rto_end_label(self.health_url)})"
 
     def checks_summary(self) -> str:
         passed = sum(r.passed for r in self.check_results)
         summary = f"{passed}/{self.checks_total}"
         if self.failed_checks:
-            return f"{summary} (failed: {', '.join(self.failed_checks)})"
+            # A violation (failed) and a check that could not run (error) are told apart.
+            parts = [
+                f"{status.value}: {', '.join(names)}"
+                for status in (Status.failed, Status.error)
+                if (names := self.checks_with(status))
+            ]
+            return f"{summary} ({'; '.join(parts)})"
         if self.failures and not self.check_results:
             return f"{summary} (not run: {_shorten(self.failures[0])})"
         if self.failures:
@@ -76,7 +99,7 @@ class DrillReport:
             "RPO (min)": format_minutes(self.rpo_minutes),
             "RPO worst case (min)": format_minutes(self.rpo_worst_case_minutes),
             "RPO basis": self.rpo_basis or "n/a",
-            "RTO (min)": format_minutes(self.rto_minutes),
+            "RTO (min)": self.rto_cell(),
             "Checks passed": self.checks_summary(),
             "Result": "passed" if self.passed else "failed",
             "Operator": operator,

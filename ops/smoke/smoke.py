@@ -18,7 +18,6 @@ from typing import Any
 from ops.smoke.cloud import CloudApiError, Execution, SmokeCloud, StoredObject
 
 
-
 class SmokeSettingsError(ValueError):
     """The stack outputs do not describe a deployed stack the smoke test can check."""
 

@@ -65,7 +65,9 @@ def pg_tools() -> PgTools:
 
 
 @pytest.fixture(scope="session")
-def servers() -> Iterator[Servers]:
+def bare_servers() -> Iterator[Servers]:
+    """The two servers before anything touched the target; only ``export_dump`` and ``restored``
+    use them directly."""
     # Not under pytest's basetemp: a concurrent pytest session prunes old basetemp directories,
     # which would pull the data directories from under running servers.
     root = Path(tempfile.mkdtemp(prefix="restore-drill-pg-"))
@@ -84,34 +86,44 @@ def servers() -> Iterator[Servers]:
 
 @pytest.fixture(scope="session")
 def export_dump(
-    servers: Servers, pg_tools: PgTools, tmp_path_factory: pytest.TempPathFactory
+    bare_servers: Servers, pg_tools: PgTools, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The dataset dumped as Cloud SQL exports it: plain SQL, gzip, grants to cloudsqlsuperuser."""
     folder = tmp_path_factory.mktemp("bucket") / "cloudsql" / SOURCE_INSTANCE / DATABASE
     folder.mkdir(parents=True)
     path = folder / f"{EXPORT_AT:%Y%m%dT%H%M%SZ}.sql.gz"
-    pg_tools.dump_plain_gzip(servers.source_app, path)
+    pg_tools.dump_plain_gzip(bare_servers.source_app, path)
     return path
 
 
 @pytest.fixture(scope="session")
-def restored(servers: Servers, export_dump: Path, pg_tools: PgTools) -> LocalRestoreResult:
+def restored(bare_servers: Servers, export_dump: Path, pg_tools: PgTools) -> LocalRestoreResult:
     """The export restored once into the fresh target server (creating the roles it needs)."""
-    request = LocalRestoreRequest(export_dump, servers.target, RESTORED, create_missing_roles=True)
+    request = LocalRestoreRequest(
+        export_dump, bare_servers.target, RESTORED, create_missing_roles=True
+    )
     return restore_dump(request, pg_tools)
 
 
+@pytest.fixture(scope="session")
+def servers(bare_servers: Servers, restored: LocalRestoreResult) -> Servers:
+    """The servers, once the good restore has run: it must meet a fresh target (roles are
+    cluster-wide, and other tests create some), whichever test a worker happens to run first."""
+    return bare_servers
+
+
 @pytest.fixture
-def database_copy(servers: Servers, restored: LocalRestoreResult) -> Iterator[Callable[[str], str]]:
-    """Copy the good restore (then break it with the given SQL); copies are dropped afterwards."""
+def database_copy(servers: Servers, restored: LocalRestoreResult) -> Iterator[Callable[..., str]]:
+    """Copy the good restore, or another template database on the target (then break it with the
+    given SQL); copies are dropped afterwards."""
     created: list[str] = []
 
-    def copy(breakage: str = "") -> str:
+    def copy(breakage: str = "", template: str = RESTORED) -> str:
         name = f"copy_{len(created)}"
         with psycopg.connect(servers.target, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(RESTORED)
+                    sql.Identifier(name), sql.Identifier(template)
                 )
             )
         created.append(name)

@@ -1,16 +1,17 @@
-"""The shipped SQL checks pass on a good restore and catch the broken restores a drill exists for."""
+"""Hand-written SQL checks (the extras next to the generated ones): format, passed/failed/error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from ops.restore_drill.checks import (
+    CHECKS_DIR,
     CheckDefinitionError,
     CheckResult,
+    Status,
     load_checks,
     parse_check,
     run_checks,
@@ -20,85 +21,52 @@ from ops.restore_drill.local_restore import LocalRestoreResult
 CHECK_TIMEOUT = 30.0
 
 
-def run_shipped_checks(conninfo: str) -> dict[str, CheckResult]:
+def run_checks_in(conninfo: str, directory: Path) -> dict[str, CheckResult]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        results = run_checks(conn, load_checks(), CHECK_TIMEOUT)
-    return {result.check.name: result for result in results}
+        results = run_checks(conn, load_checks(directory), CHECK_TIMEOUT)
+    return {result.name: result for result in results}
 
 
-def failed(results: dict[str, CheckResult]) -> set[str]:
-    return {name for name, result in results.items() if not result.passed}
+def test_the_shipped_extra_checks_pass_on_a_good_restore(restored: LocalRestoreResult) -> None:
+    results = run_checks_in(restored.database_conninfo, CHECKS_DIR)
+
+    assert {name: r.status for name, r in results.items()} == {"health": Status.passed}
 
 
-def test_every_shipped_check_passes_on_a_good_restore(restored: LocalRestoreResult) -> None:
-    results = run_shipped_checks(restored.database_conninfo)
-
-    assert failed(results) == set(), {n: r.detail for n, r in results.items()}
-    assert set(results) == {
-        "health",
-        "required_tables",
-        "auth_gate_no_tenant",
-        "auth_gate_security_events",
-        "auth_gate_cross_tenant_write",
-        "tenant_isolation",
-        "scheduling_reads",
-    }
+def write_check(directory: Path, name: str, text: str) -> None:
+    (directory / f"{name}.sql").write_text(f"-- check: {name}\n{text}")
 
 
-def test_row_level_security_switched_off_leaks_tenants_and_is_caught(
-    database_copy: Callable[[str], str],
+def test_extra_checks_tell_a_violation_from_a_check_that_could_not_run(
+    tmp_path: Path, restored: LocalRestoreResult
 ) -> None:
-    leaky = database_copy("ALTER TABLE customers DISABLE ROW LEVEL SECURITY")
-
-    results = run_shipped_checks(leaky)
-
-    assert failed(results) == {
-        "auth_gate_no_tenant",
-        "auth_gate_cross_tenant_write",
-        "tenant_isolation",
-    }
-    assert "expected [[0, true, 1]], got [[" in results["tenant_isolation"].detail
-
-
-def test_a_policy_replaced_by_an_allow_all_one_is_caught(
-    database_copy: Callable[[str], str],
-) -> None:
-    leaky = database_copy(
-        "DROP POLICY tenant_isolation ON audit_events;"
-        "CREATE POLICY tenant_isolation ON audit_events TO app_user USING (true)"
+    write_check(tmp_path, "wrong_rows", "-- expect: [[0]]\nSELECT 1;\n")
+    write_check(tmp_path, "not_refused", "-- expect-error: 42501\nSELECT 1;\n")
+    write_check(
+        tmp_path,
+        "refused",
+        "-- expect-error: 42501\nSET LOCAL ROLE app_user;\nSELECT count(*) FROM security_events;\n",
     )
+    write_check(
+        tmp_path, "missing_table", "-- expect: [[0]]\nSELECT count(*)::int FROM no_such_table;\n"
+    )
+    write_check(tmp_path, "other_error", "-- expect-error: 42501\nSELECT 1 / 0;\n")
 
-    assert failed(run_shipped_checks(leaky)) == {"auth_gate_no_tenant", "tenant_isolation"}
+    results = run_checks_in(restored.database_conninfo, tmp_path)
 
-
-def test_a_dropped_policy_hides_the_tenants_own_appointments_and_is_caught(
-    database_copy: Callable[[str], str],
-) -> None:
-    # RLS stays on without a policy, so PostgreSQL denies every row: the application breaks.
-    broken = database_copy("DROP POLICY tenant_isolation ON appointments")
-
-    assert failed(run_shipped_checks(broken)) == {"scheduling_reads"}
-
-
-def test_a_missing_table_is_named(database_copy: Callable[[str], str]) -> None:
-    broken = database_copy("DROP TABLE security_events")
-
-    results = run_shipped_checks(broken)
-
-    assert failed(results) == {"required_tables", "auth_gate_security_events"}
-    assert results["required_tables"].detail == 'expected [[""]], got [["security_events"]]'
-    assert "42P01" in results["auth_gate_security_events"].detail
-
-
-def test_checks_never_change_the_restored_data(database_copy: Callable[[str], str]) -> None:
-    # Without RLS the cross-tenant probe insert succeeds; the drill must still roll it back.
-    leaky = database_copy("ALTER TABLE customers DISABLE ROW LEVEL SECURITY")
-    count = "SELECT count(*) FROM customers WHERE full_name = 'Restore drill probe'"
-
-    run_shipped_checks(leaky)
-
-    with psycopg.connect(leaky) as conn:
-        assert conn.execute(count).fetchone() == (0,)
+    assert {name: r.status for name, r in results.items()} == {
+        "wrong_rows": Status.failed,
+        "not_refused": Status.failed,
+        "refused": Status.passed,
+        "missing_table": Status.error,
+        "other_error": Status.error,
+    }
+    assert results["wrong_rows"].detail == "expected [[0]], got [[1]]"
+    assert results["missing_table"].sqlstate == "42P01"
+    assert results["missing_table"].detail.startswith(
+        'expected rows [[0]]: could not run: 42P01: relation "no_such_table" does not exist'
+    )
+    assert results["other_error"].sqlstate == "22012"
 
 
 def test_a_team_check_with_percent_signs_and_its_own_expectation_runs(
@@ -123,8 +91,8 @@ def test_a_check_that_outlives_its_timeout_fails(
     with psycopg.connect(restored.database_conninfo, autocommit=True) as conn:
         [result] = run_checks(conn, load_checks(tmp_path), timeout_seconds=0.05)
 
-    assert not result.passed
-    assert "57014" in result.detail  # query_canceled
+    assert result.status is Status.error  # could not run: not a violation
+    assert result.sqlstate == "57014"  # query_canceled
 
 
 @pytest.mark.parametrize(
@@ -146,6 +114,7 @@ def test_malformed_check_headers_are_rejected(tmp_path: Path, header: str, probl
         parse_check(path)
 
 
-def test_an_empty_checks_directory_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CheckDefinitionError, match=r"no \*\.sql checks"):
-        load_checks(tmp_path)
+def test_extras_are_optional_but_a_missing_directory_is_an_error(tmp_path: Path) -> None:
+    assert load_checks(tmp_path) == []
+    with pytest.raises(CheckDefinitionError, match="does not exist"):
+        load_checks(tmp_path / "nope")

@@ -99,7 +99,7 @@ def test_pitr_drill_passes_logs_and_removes_the_clone(
     assert row["Source"] == "prod-pg at 2026-03-01 02:03 UTC"
     assert row["Target"] == f"{CLONE}/app (temporary)"
     # The fake's latest recovery time trails its clock by 3 minutes.
-    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("3.0", "7/7", "passed")
+    assert (row["RPO (min)"], row["Checks passed"], row["Result"]) == ("3.0", "23/23", "passed")
     assert row["RPO basis"] == "now - latest recovery time (instances.getLatestRecoveryTime)"
     assert CLONE not in admin.instances
 
@@ -117,7 +117,7 @@ def test_pitr_drill_with_a_failing_check_exits_1_and_still_removes_the_clone(
     assert exit_code == 1, output
     row = read_rows(log_copy)[-1]
     assert row["Result"] == "failed"
-    assert "tenant_isolation" in row["Checks passed"]
+    assert "isolation:appointments:app_user" in row["Checks passed"]
     assert CLONE not in admin.instances
     assert "FAILED" in output
 

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
-from ops.restore_drill.checks import load_checks
 from ops.restore_drill.cloudsql import PollSettings, StoredObject
 from ops.restore_drill.drill import (
     DrillEnvironment,
@@ -30,6 +29,7 @@ from ops.restore_drill.import_target import DEFAULT_APP_ROLES as APP_ROLES
 from ops.restore_drill.import_target import preparation_sql
 from ops.restore_drill.local_restore import LocalRestoreResult
 from ops.restore_drill.report import DrillReport
+from ops.restore_drill.suite_setup import reference_suite
 from tests.restore_drill.conftest import Servers
 from tests.restore_drill.support import EXPORT_AT, NEWEST_WRITE, LocalConnector
 
@@ -56,7 +56,7 @@ def connector(conninfo: str, clock: Clock) -> LocalConnector:
 
 def environment(clock: Clock) -> tuple[DrillEnvironment, RecordingReporter]:
     reporter = RecordingReporter()
-    return DrillEnvironment(reporter=reporter, checks=load_checks(), clock=clock), reporter
+    return DrillEnvironment(reporter=reporter, checks=reference_suite(), clock=clock), reporter
 
 
 def no_wait_polling(sleep: Callable[[float], None] = lambda _seconds: None) -> PollSettings:
@@ -167,7 +167,7 @@ def test_export_drill_imports_the_newest_export_verifies_it_and_removes_the_data
     assert admin.instances["staging-pg"].databases == {"postgres"}  # drill database deleted
     assert admin.instances["prod-pg"].databases == {"postgres"}  # production untouched
     cells = report.log_cells("alice")
-    assert (cells["Source"], cells["Checks passed"], cells["Result"]) == (newest, "7/7", "passed")
+    assert (cells["Source"], cells["Checks passed"], cells["Result"]) == (newest, "23/23", "passed")
     assert "Delete database app_drill_202603010900 from staging-pg" in reporter.steps
 
 
@@ -191,7 +191,7 @@ def test_a_failed_import_fails_the_drill_and_still_removes_the_database(
     assert admin.instances["staging-pg"].databases == {"postgres"}
     cells = report.log_cells("alice")
     assert (cells["Result"], cells["RTO (min)"]) == ("failed", "n/a")
-    assert cells["Checks passed"].startswith("0/7 (not run: IMPORT operation")
+    assert cells["Checks passed"].startswith("0/23 (not run: IMPORT operation")
 
 
 def test_a_busy_staging_instance_is_waited_out_not_failed(restored: LocalRestoreResult) -> None:
@@ -317,7 +317,7 @@ def test_a_failing_check_fails_the_drill_and_the_clone_is_still_deleted(
     report = run_pitr_drill(PITR_PLAN, env, admin, local, no_wait_polling())
 
     assert not report.passed
-    assert report.failed_checks == ["required_tables", "auth_gate_security_events"]
+    assert report.failed_checks == ["tables_present", "rls:security_events"]
     assert "prod-pg-drill-202603010900" not in admin.instances
     assert report.log_cells("bob")["Result"] == "failed"
 

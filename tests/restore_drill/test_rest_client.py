@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import requests
 
-from ops.restore_drill.checks import load_checks
 from ops.restore_drill.cloudsql import (
     CloudApiError,
     ConflictError,
@@ -30,6 +29,7 @@ from ops.restore_drill.drill import (
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
 from ops.restore_drill.local_restore import LocalRestoreResult
 from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, parse_time
+from ops.restore_drill.suite_setup import reference_suite
 from tests.restore_drill.support import EXPORT_AT, GoogleApiServer, LocalConnector
 
 PROJECT = "example-project"
@@ -252,7 +252,7 @@ def test_the_export_drill_runs_end_to_end_over_http(
         [StoredObject("backups", "cloudsql/prod-pg/app/20260301T020000Z.sql.gz", 10, EXPORT_AT)],
     )
     env = DrillEnvironment(
-        RecordingReporter(), load_checks(), clock=lambda: EXPORT_AT + timedelta(hours=2)
+        RecordingReporter(), reference_suite(), clock=lambda: EXPORT_AT + timedelta(hours=2)
     )
     plan = ExportPlan("backups", "prod-pg", "app", "staging-pg", "app_drill")
 

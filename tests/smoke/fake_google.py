@@ -200,9 +200,7 @@ class FakeGoogle:
         document["conditions"] = [{"type": "Completed", "state": state, "message": message}]
         return document
 
-    def _storage(
-        self, path: str, query: dict[str, str]
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _storage(self, path: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         prefix = f"/storage/v1/b/{self.bucket}/o"
         if not path.startswith(prefix):
             return _error(404, "NOT_FOUND", "The specified bucket does not exist.")

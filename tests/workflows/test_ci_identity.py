@@ -287,7 +287,9 @@ def test_custom_roles_hold_no_iam_write_and_no_object_data(
         assert not [p for p in permissions if p.endswith(".setIamPolicy")], role_id
         # Listing names and sizes (the smoke test) is metadata; get/create/delete touch the dumps.
         object_data = [
-            p for p in permissions if p.startswith("storage.objects.") and p != "storage.objects.list"
+            p
+            for p in permissions
+            if p.startswith("storage.objects.") and p != "storage.objects.list"
         ]
         assert not object_data, role_id
         assert not [p for p in permissions if p.startswith("iam.serviceAccountKeys.")], role_id
