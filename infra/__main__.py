@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 from cloudsql_backups.alerting import BackupAlerts, BackupAlertsArgs
 from cloudsql_backups.backup_bucket import BackupBucket, BackupBucketArgs
+from cloudsql_backups.backup_vault import BackupVault, BackupVaultArgs
 from cloudsql_backups.ci_identity import CiIdentity, CiIdentityArgs
 from cloudsql_backups.config import ConfigError, StackSettings, load_settings
 from cloudsql_backups.dashboard import BackupDashboard, BackupDashboardArgs
@@ -12,6 +13,7 @@ from cloudsql_backups.dashboard_assets import DashboardAssetsBackup, DashboardAs
 from cloudsql_backups.database import DatabaseInstance, DatabaseInstanceArgs
 from cloudsql_backups.export_job import ExportJob, ExportJobArgs
 from cloudsql_backups.export_metrics import ExportMetrics, ExportMetricsArgs
+from cloudsql_backups.offsite_copy import OffsiteCopy, OffsiteCopyArgs
 from cloudsql_backups.project_apis import ProjectApis, ProjectApisArgs
 
 
@@ -55,6 +57,7 @@ def build_stack(s: StackSettings) -> None:
             public_ip_enabled=s.public_ip_enabled,
             authorized_networks=s.authorized_networks,
             adopt_existing_instance=s.adopt_existing_instance,
+            vaulted=s.backup_vault_enabled,
         ),
         opts=after_apis,
     )
@@ -70,6 +73,7 @@ def build_stack(s: StackSettings) -> None:
             noncurrent_version_retention_days=s.noncurrent_version_retention_days,
             soft_delete_retention_days=s.soft_delete_retention_days,
             kms_key_name=s.backup_bucket_kms_key,
+            object_retention=s.export_retention_mode != "none",
         ),
         opts=after_apis,
     )
@@ -89,6 +93,8 @@ def build_stack(s: StackSettings) -> None:
             timeout_hours=s.export_timeout_hours,
             max_retries=s.export_max_retries,
             image=s.export_image,
+            retention_mode=s.export_retention_mode,
+            retention_days=s.backup_object_retention_days,
         ),
         opts=after_apis,
     )
@@ -98,7 +104,7 @@ def build_stack(s: StackSettings) -> None:
         ExportMetricsArgs(project=s.project, environment=s.environment, job_name=job_name),
         opts=after_apis,
     )
-    BackupAlerts(
+    alerts = BackupAlerts(
         "alerts",
         BackupAlertsArgs(
             project=s.project,
@@ -115,6 +121,38 @@ def build_stack(s: StackSettings) -> None:
         ),
         opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
     )
+    if s.backup_vault_enabled:
+        BackupVault(
+            "vault",
+            BackupVaultArgs(
+                project=s.project,
+                vault_project=s.vault_project,
+                region=s.region,
+                environment=s.environment,
+                instance_name=database.name,
+                min_retention_days=s.backup_vault_min_retention_days,
+                backup_start_hour=int(s.backup_start_time.split(":")[0]),
+                log_retention_days=s.transaction_log_retention_days,
+                notification_channels=alerts.channels,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[apis, database]),
+        )
+    if s.offsite_bucket_name:
+        OffsiteCopy(
+            "offsite",
+            OffsiteCopyArgs(
+                project=s.project,
+                offsite_project=s.offsite_bucket_project,
+                environment=s.environment,
+                source_bucket=bucket.name,
+                name=s.offsite_bucket_name,
+                location=s.backup_bucket_location,
+                storage_class=s.backup_storage_class,
+                retention_days=s.backup_object_retention_days,
+                locked=s.export_retention_mode == "Locked",
+            ),
+            opts=after_apis,
+        )
     BackupDashboard(
         "dashboard",
         BackupDashboardArgs(

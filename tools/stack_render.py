@@ -58,6 +58,7 @@ class RegisteredResource:
     property_dependencies: dict[str, list[str]]
     properties: struct_pb2.Struct
     outputs: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -171,6 +172,7 @@ def _registration(request: Any, urn: str) -> RegisteredResource:
         dependencies=list(request.dependencies),
         property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
         properties=properties,
+        ignore_changes=list(request.ignoreChanges),
     )
 
 

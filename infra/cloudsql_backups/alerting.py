@@ -113,6 +113,11 @@ class BackupAlerts(pulumi.ComponentResource):
         }
         self.register_outputs({"channels": self.channel_names})
 
+    @property
+    def channels(self) -> list[pulumi.Input[str]]:
+        """Every channel the backup alerts notify, one input each (other components' alerts reuse them)."""
+        return list(self._channels)
+
     def _email_channel(self, index: int, email: str) -> gcp.monitoring.NotificationChannel:
         return gcp.monitoring.NotificationChannel(
             f"{self._name}-email-{index}",

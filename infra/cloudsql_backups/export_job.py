@@ -27,6 +27,10 @@ from .naming import standard_labels, type_token
 EXPORT_SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "export" / "cloudsql_export.py"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXPORTER_PERMISSIONS = ("cloudsql.instances.export", "cloudsql.instances.get")
+# Setting an object's retain-until needs setRetention and update; shortening or removing an Unlocked one
+# would also need overrideUnlockedRetention, which the job never gets
+# (https://cloud.google.com/storage/docs/using-object-lock#required-roles).
+RETENTION_SETTER_PERMISSIONS = ("storage.objects.setRetention", "storage.objects.update")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class ExportJobArgs:
     timeout_hours: int
     max_retries: int
     image: str
+    # Object Retention Lock on each verified dump: "Locked", "Unlocked" or "none" (not set).
+    retention_mode: str = "none"
+    retention_days: int = 0
 
     @property
     def job_name(self) -> str:
@@ -58,6 +65,10 @@ class ExportJobArgs:
     @staticmethod
     def exporter_role_id(environment: str) -> str:
         return f"cloudsqlExporter{environment.capitalize()}"
+
+    @staticmethod
+    def retention_setter_role_id(environment: str) -> str:
+        return f"exportRetentionSetter{environment.capitalize()}"
 
     @staticmethod
     def exporter_role_name(project: str, environment: str) -> str:
@@ -156,12 +167,40 @@ class ExportJob(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if args.retention_mode != "none":
+            self._grant_retention_setter(name, args, child)
         gcp.storage.BucketIAMMember(
             f"{name}-instance-writes-exports",
             gcp.storage.BucketIAMMemberArgs(
                 bucket=args.bucket_name,
                 role="roles/storage.objectAdmin",
                 member=pulumi.Output.concat("serviceAccount:", args.instance_service_account_email),
+            ),
+            opts=child,
+        )
+
+    def _grant_retention_setter(
+        self, name: str, args: ExportJobArgs, child: pulumi.ResourceOptions
+    ) -> None:
+        """The job may set retain-until on objects of the backup bucket, and nothing more there."""
+        role = gcp.projects.IAMCustomRole(
+            f"{name}-retention-setter-role",
+            gcp.projects.IAMCustomRoleArgs(
+                project=args.project,
+                role_id=ExportJobArgs.retention_setter_role_id(args.environment),
+                title=f"Export retention setter ({args.environment})",
+                description="Set the retention of verified exports. Cannot shorten or remove one.",
+                permissions=list(RETENTION_SETTER_PERMISSIONS),
+                stage="GA",
+            ),
+            opts=child,
+        )
+        gcp.storage.BucketIAMMember(
+            f"{name}-job-sets-retention",
+            gcp.storage.BucketIAMMemberArgs(
+                bucket=args.bucket_name,
+                role=role.name,
+                member=self.job_service_account.member,
             ),
             opts=child,
         )
@@ -267,6 +306,8 @@ def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateC
         "EXPORT_DATABASES": ",".join(args.databases),
         "EXPORT_OFFLOAD": "true" if args.offload else "false",
         "EXPORT_OPERATION_TIMEOUT_SECONDS": str(operation_timeout_seconds(args)),
+        "EXPORT_RETENTION_MODE": args.retention_mode,
+        "EXPORT_RETENTION_DAYS": str(args.retention_days),
     }
     return [
         gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(name=k, value=v)
