@@ -10,6 +10,8 @@ Per database, in order, trying every database even when one fails:
      is busy with another operation (HTTP 409); never retrying permission or missing-database errors;
   3. wait for the operation with `gcloud sql operations wait --timeout`;
   4. check that the object exists and is not empty;
+  4b. with EXPORT_RETENTION_MODE Locked or Unlocked, set the verified dump's retain-until to its export
+     time + EXPORT_RETENTION_DAYS (Object Retention Lock), so nobody can delete it earlier;
   5. print one JSON line to stdout (Cloud Logging turns it into jsonPayload).
 A final JSON line summarises the run. Human-readable progress goes to stderr.
 
@@ -32,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, Protocol
 
 EXIT_SUCCEEDED = 0
@@ -98,6 +100,8 @@ class Settings:
     retry_base_seconds: float
     operation_timeout_seconds: int
     gcloud: str
+    retention_mode: str
+    retention_days: int
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,12 @@ def _parse_base_seconds(value: str) -> object:
     return number
 
 
+def _parse_retention_mode(value: str) -> object:
+    if value.strip() not in RETENTION_MODES:
+        raise _InvalidValueError(_RETENTION_MODE_ALLOWED)
+    return value.strip()
+
+
 def _parse_gcloud(value: str) -> object:
     resolved = shutil.which(value.strip()) if value.strip() else None
     if resolved is None:
@@ -179,6 +189,9 @@ def _parse_gcloud(value: str) -> object:
     return resolved
 
 
+# Object Retention Lock modes (`gcloud storage objects update --retention-mode`); none: not set.
+RETENTION_MODES = ("Locked", "Unlocked", "none")
+_RETENTION_MODE_ALLOWED = "Locked, Unlocked or none (the bucket has no object retention)"
 _BUCKET_ALLOWED = "a GCS bucket name: 3-63 lowercase letters, digits, '-', '_' or '.'"
 _DATABASES_ALLOWED = "a comma-separated, non-empty list of PostgreSQL database names"
 
@@ -232,6 +245,22 @@ _OPTIONS = (
         "the path of the gcloud executable, or a name found on PATH",
         _parse_gcloud,
         "gcloud",
+    ),
+    _Option(
+        "retention_mode",
+        "EXPORT_RETENTION_MODE",
+        "--retention-mode",
+        _RETENTION_MODE_ALLOWED,
+        _parse_retention_mode,
+        "none",
+    ),
+    _Option(
+        "retention_days",
+        "EXPORT_RETENTION_DAYS",
+        "--retention-days",
+        "a whole number of days from 1 to 36500 (read only with a retention mode)",
+        _bounded_int(1, 36500),
+        "30",
     ),
 )
 
@@ -370,6 +399,11 @@ class Gcloud:
 
     def describe_operation(self, operation: str) -> CommandResult:
         arguments = ["sql", "operations", "describe", operation, f"--project={self._project}"]
+        return self._call([*arguments, "--format=json"], SHORT_CALL_TIMEOUT_SECONDS)
+
+    def set_retention(self, uri: str, retain_until: str, mode: str) -> CommandResult:
+        arguments = ["storage", "objects", "update", uri, f"--project={self._project}"]
+        arguments += [f"--retain-until={retain_until}", f"--retention-mode={mode}"]
         return self._call([*arguments, "--format=json"], SHORT_CALL_TIMEOUT_SECONDS)
 
 
@@ -666,6 +700,36 @@ def verify_object(settings: Settings, gcloud: Gcloud, uri: str) -> int:
     return size
 
 
+def retain_until(uri: str, days: int) -> str:
+    """Export time (the object name's stamp, taken before Cloud SQL writes it) + ``days``, RFC 3339.
+
+    Never later than the object's creation + ``days``: the bucket's lifecycle deletes an export at
+    that age, so it never meets one that is still retained, and nothing outlives the promise.
+    """
+    stamp = uri.rsplit("/", 1)[-1].split(".", 1)[0]
+    exported_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)  # noqa: UP017
+    return (exported_at + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lock_retention(settings: Settings, gcloud: Gcloud, uri: str) -> None:
+    """Give a verified dump its retain-until (Object Retention Lock); raises ExportFailedError."""
+    if settings.retention_mode == "none":
+        return
+    until = retain_until(uri, settings.retention_days)
+    result = gcloud.set_retention(uri, until, settings.retention_mode)
+    if result.returncode == 0:
+        progress(f"{uri}: retained ({settings.retention_mode}) until {until}")
+        return
+    message = gcloud_error(result)
+    hint = ""
+    if _PERMISSION_DENIED.search(message):
+        hint = "; the caller needs storage.objects.setRetention and storage.objects.update on the bucket"
+    raise ExportFailedError(
+        f"exported and verified {uri}, but could not retain it until {until} "
+        f"({settings.retention_mode}): {message}{hint}"
+    )
+
+
 def export_database(settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock) -> None:
     """Export one database into run.uri, recording progress in `run`; raises ExportFailedError."""
     ensure_object_absent(settings, gcloud, run.uri)
@@ -673,6 +737,7 @@ def export_database(settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock:
     progress(f"{run.database}: export operation {run.operation} started, waiting for it")
     wait_for_export(settings, gcloud, run.database, run.operation, clock.monotonic)
     run.size = verify_object(settings, gcloud, run.uri)
+    lock_retention(settings, gcloud, run.uri)
 
 
 # --------------------------------------------------------------------------------------------
