@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 import alerting
+import backup_vault
 import cloudsql
 import export
 import iam
@@ -33,5 +34,6 @@ def all_policies() -> list[Policy]:
         *iam.policies(),
         *export.policies(),
         *alerting.policies(),
+        *backup_vault.policies(),
         *stack.policies(),
     ]

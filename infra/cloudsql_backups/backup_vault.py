@@ -88,17 +88,19 @@ def minimum_enforced_retention(days: int) -> str:
 
 def vault_backup_failed_filter(project: str, plan_id: str) -> str:
     """Backup jobs of this plan that failed or were skipped (a missed scheduled backup)."""
-    statuses = " OR ".join(f'"{status}"' for status in PAGING_JOB_STATUSES)
-    categories = " OR ".join(f'"{category}"' for category in BACKUP_JOB_CATEGORIES)
     return " AND ".join(
         (
             f'logName="projects/{project}/logs/{JOB_LOG}"',
             # The plan's full name; ":" (has) tolerates a project number in place of its ID.
             f'jsonPayload.backupPlanName:"/backupPlans/{plan_id}"',
-            f"jsonPayload.jobCategory=({categories})",
-            f"jsonPayload.jobStatus=({statuses})",
+            _any_of("jsonPayload.jobCategory", BACKUP_JOB_CATEGORIES),
+            _any_of("jsonPayload.jobStatus", PAGING_JOB_STATUSES),
         )
     )
+
+
+def _any_of(field: str, values: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f'{field}="{value}"' for value in values) + ")"
 
 
 class BackupVault(pulumi.ComponentResource):
