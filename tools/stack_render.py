@@ -284,12 +284,16 @@ def _workload_identity_provider(m: ProviderMocks, _: str, inputs: dict[str, Any]
     }
 
 
-def _located(collection: str, id_key: str) -> Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]:
+def _located(
+    collection: str, id_key: str
+) -> Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]:
     """Backup and DR resources: projects/P/locations/L/<collection>/<id>."""
 
     def computed(m: ProviderMocks, _: str, inputs: dict[str, Any]) -> dict[str, Any]:
         project = inputs.get("project", m.project)
-        return {"name": f"projects/{project}/locations/{inputs['location']}/{collection}/{inputs[id_key]}"}
+        return {
+            "name": f"projects/{project}/locations/{inputs['location']}/{collection}/{inputs[id_key]}"
+        }
 
     return computed
 

@@ -235,7 +235,9 @@ class BackupVault(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[self.vault])),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[self.vault])
+            ),
         )
 
     def _backup_failed_alert(self) -> gcp.monitoring.AlertPolicy:
@@ -276,7 +278,9 @@ class BackupVault(pulumi.ComponentResource):
                         "Runbook: README.md, section 'Vaulted backups'"
                     ),
                 ),
-                user_labels=standard_labels(args.environment, "alerting", alert="vault-backup-failed"),
+                user_labels=standard_labels(
+                    args.environment, "alerting", alert="vault-backup-failed"
+                ),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -260,7 +260,9 @@ class StackSettings(BaseModel):
     @classmethod
     def _optional_project(cls, value: str) -> str:
         if value and not _PROJECT_ID.fullmatch(value):
-            raise ValueError("allowed: '' or a project ID (6-30 lowercase letters, digits, hyphens)")
+            raise ValueError(
+                "allowed: '' or a project ID (6-30 lowercase letters, digits, hyphens)"
+            )
         return value
 
     @field_validator("offsite_bucket_name")
@@ -389,7 +391,10 @@ def _storage_class_fits_retention(s: StackSettings) -> str | None:
 
 
 def _vault_keeps_the_export_promise(s: StackSettings) -> str | None:
-    if s.backup_vault_enabled and s.backup_vault_min_retention_days < s.backup_object_retention_days:
+    if (
+        s.backup_vault_enabled
+        and s.backup_vault_min_retention_days < s.backup_object_retention_days
+    ):
         return (
             f"{PROJECT_NAMESPACE}:backup_vault_min_retention_days = {s.backup_vault_min_retention_days} is "
             f"shorter than backup_object_retention_days = {s.backup_object_retention_days}: vaulted backups "

@@ -82,9 +82,7 @@ class OffsiteCopy(pulumi.ComponentResource):
             for bucket, role, suffix in grants
         ]
         self.transfer_job = self._transfer_job(name, args, [api, *bindings])
-        self.register_outputs(
-            {"bucket": self.bucket.name, "transfer_job": self.transfer_job.name}
-        )
+        self.register_outputs({"bucket": self.bucket.name, "transfer_job": self.transfer_job.name})
 
     def _bucket(self, name: str, args: OffsiteCopyArgs) -> gcp.storage.Bucket:
         return gcp.storage.Bucket(
@@ -98,7 +96,7 @@ class OffsiteCopy(pulumi.ComponentResource):
                 public_access_prevention="enforced",
                 force_destroy=False,
                 retention_policy=gcp.storage.BucketRetentionPolicyArgs(
-                    retention_period=args.retention_days * SECONDS_PER_DAY,
+                    retention_period=str(args.retention_days * SECONDS_PER_DAY),
                     is_locked=args.locked,
                 ),
                 lifecycle_rules=[
@@ -109,7 +107,9 @@ class OffsiteCopy(pulumi.ComponentResource):
                         ),
                     )
                 ],
-                labels=standard_labels(args.environment, "offsite-copy", purpose="sql-backups-copy"),
+                labels=standard_labels(
+                    args.environment, "offsite-copy", purpose="sql-backups-copy"
+                ),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.is_prod, retain_on_delete=args.is_prod

@@ -145,7 +145,7 @@ def test_a_bucket_without_object_retention_fails_the_export_with_googles_reason(
 def test_invalid_retention_settings_are_refused_before_any_export(
     gcloud: FakeGcloud, name: str, value: str, allowed: str
 ) -> None:
-    run = gcloud.run(**{name: value})
+    run = gcloud.run(env=gcloud.base_env(**{name: value}))
 
     assert run.returncode == 2
     assert name in run.stderr
@@ -180,7 +180,11 @@ def update(gcloud: FakeGcloud, *flags: str) -> subprocess.CompletedProcess[str]:
             2,
             "Failed to parse date/time: tomorrow",
         ),
-        (["--retain-until=2027-01-01T00:00:00Z", "--retention-mode=Locked", "--clear-retention"], 3, ""),
+        (
+            ["--retain-until=2027-01-01T00:00:00Z", "--retention-mode=Locked", "--clear-retention"],
+            3,
+            "",
+        ),
     ],
 )
 def test_the_fake_refuses_bad_retention_flags(
@@ -203,7 +207,10 @@ def test_the_fake_reports_a_missing_object_like_gcloud_storage(gcloud: FakeGclou
 
 def test_the_fake_never_shortens_a_locked_retention(gcloud: FakeGcloud) -> None:
     gcloud.put_object(OBJECT, 10)
-    assert update(gcloud, "--retain-until=2027-06-01T00:00:00Z", "--retention-mode=Locked").returncode == 0
+    assert (
+        update(gcloud, "--retain-until=2027-06-01T00:00:00Z", "--retention-mode=Locked").returncode
+        == 0
+    )
 
     shorter = update(
         gcloud,

@@ -90,7 +90,7 @@ def test_prod_vaults_its_backups_and_staging_does_not(stack: RenderedStack) -> N
 
 
 def test_vault_sits_in_the_instance_region_with_the_enforced_retention() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     vault = prod.one(VAULT)
     assert vault.inputs["location"] == setting("prod", "gcp:region")
     assert vault.inputs["project"] == setting("prod", "gcp:project")
@@ -107,12 +107,16 @@ def test_a_vault_in_its_own_project_is_restricted_to_the_organization() -> None:
     assert vault.inputs["accessRestriction"] == "WITHIN_ORGANIZATION"
     assert stack.one(PLAN).inputs["project"] == OTHER_PROJECT
     assert stack.one(ASSOCIATION).inputs["project"] == OTHER_PROJECT
-    apis = [s.inputs["project"] for s in stack.of_type(SERVICE) if s.inputs["service"] == "backupdr.googleapis.com"]
+    apis = [
+        s.inputs["project"]
+        for s in stack.of_type(SERVICE)
+        if s.inputs["service"] == "backupdr.googleapis.com"
+    ]
     assert sorted(apis) == sorted([OTHER_PROJECT, setting("prod", "gcp:project")])
 
 
 def test_plan_backs_up_the_instance_daily_into_the_vault_for_the_enforced_retention() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     plan = prod.one(PLAN).inputs
     assert plan["resourceType"] == "sqladmin.googleapis.com/Instance"
     assert plan["backupVault"] == prod.one(VAULT).outputs["name"]
@@ -130,14 +134,17 @@ def test_plan_backs_up_the_instance_daily_into_the_vault_for_the_enforced_retent
 
 
 def test_vault_service_agent_may_back_up_this_instance_only() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     [grant] = [
-        m for m in prod.of_type(PROJECT_MEMBER) if m.inputs["role"] == "roles/backupdr.cloudSqlOperator"
+        m
+        for m in prod.of_type(PROJECT_MEMBER)
+        if m.inputs["role"] == "roles/backupdr.cloudSqlOperator"
     ]
     assert grant.inputs["member"] == f"serviceAccount:{prod.one(VAULT).outputs['serviceAccount']}"
     assert grant.inputs["project"] == "acme-scheduling-prod"
-    assert 'resource.name == "projects/acme-scheduling-prod/instances/scheduling-prod"' in (
-        grant.inputs["condition"]["expression"]
+    assert (
+        'resource.name == "projects/acme-scheduling-prod/instances/scheduling-prod"'
+        in (grant.inputs["condition"]["expression"])
     )
 
 
@@ -187,30 +194,30 @@ def test_sample_is_a_failed_scheduled_backup_job_of_the_prod_plan() -> None:
 
 @pytest.mark.parametrize("status", ["FAILED", "SKIPPED"])
 def test_a_failed_or_skipped_backup_job_pages(status: str) -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     assert matches(alert_filter(prod), job_entry(prod, jobStatus=status))
 
 
 def test_the_saved_failed_entry_pages_as_is() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     assert matches(alert_filter(prod), json.loads(FAILED_JOB_ENTRY.read_text()))
 
 
 @pytest.mark.parametrize("status", ["SUCCESSFUL", "RUNNING"])
 def test_a_healthy_backup_job_does_not_page(status: str) -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     assert not matches(alert_filter(prod), job_entry(prod, jobStatus=status))
 
 
 def test_restore_jobs_and_other_plans_do_not_page() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     assert not matches(alert_filter(prod), job_entry(prod, jobCategory="RESTORE"))
     other_plan = "projects/acme-scheduling-prod/locations/europe-west1/backupPlans/vm-daily"
     assert not matches(alert_filter(prod), job_entry(prod, backupPlanName=other_plan))
 
 
 def test_every_field_the_alert_reads_is_in_the_sample() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     entry = job_entry(prod)
     for path in field_paths(parse_query(alert_filter(prod))):
         node: Any = entry
@@ -219,11 +226,12 @@ def test_every_field_the_alert_reads_is_in_the_sample() -> None:
 
 
 def test_the_alert_notifies_every_channel_and_is_rate_limited() -> None:
-    prod = render("prod", preview=False)
+    prod = variant("prod")
     alert = named(prod, "vault-backup-failed").inputs
-    assert alert["notificationChannels"] == named(prod, "alerts-export-failed").inputs[
-        "notificationChannels"
-    ]
+    assert (
+        alert["notificationChannels"]
+        == named(prod, "alerts-export-failed").inputs["notificationChannels"]
+    )
     assert alert["alertStrategy"]["notificationRateLimit"]["period"] == "3600s"
     assert alert["severity"] == "CRITICAL"
 
@@ -291,14 +299,18 @@ def age_rule_days(stack: RenderedStack) -> int:
 
 
 @pytest.mark.parametrize("written_after", [timedelta(0), timedelta(minutes=7), EXPORT_TIMEOUT])
-def test_lifecycle_delete_and_retain_until_agree(stack: RenderedStack, written_after: timedelta) -> None:
+def test_lifecycle_delete_and_retain_until_agree(
+    stack: RenderedStack, written_after: timedelta
+) -> None:
     days = int(env(stack)["EXPORT_RETENTION_DAYS"])
     exported_at = datetime(2026, 3, 28, 3, 30, 0, tzinfo=UTC)
     uri = f"gs://b/cloudsql/i/db/{exported_at:%Y%m%dT%H%M%SZ}.sql.gz"
     created = exported_at + written_after
     until = datetime.strptime(retain_until(uri, days), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     deletable_by_lifecycle = created + timedelta(days=age_rule_days(stack))
-    promise = exported_at + timedelta(days=int(setting(stack.stack, "backup_object_retention_days")))
+    promise = exported_at + timedelta(
+        days=int(setting(stack.stack, "backup_object_retention_days"))
+    )
 
     assert until >= promise  # kept at least as long as the exports promise
     assert until <= deletable_by_lifecycle  # the lifecycle never meets a retained export
@@ -311,7 +323,9 @@ OFFSITE = {"offsite_bucket_name": "acme-offsite-sql-copy", "offsite_bucket_proje
 
 
 def test_no_off_project_copy_unless_configured(stack: RenderedStack) -> None:
-    assert [b.inputs["name"] for b in stack.of_type(BUCKET)] == [backup_bucket(stack).inputs["name"]]
+    assert [b.inputs["name"] for b in stack.of_type(BUCKET)] == [
+        backup_bucket(stack).inputs["name"]
+    ]
 
 
 @pytest.mark.parametrize("stack_name", ["prod", "staging"])
@@ -323,7 +337,7 @@ def test_the_copy_lives_in_the_other_project_with_the_same_retention_and_lifecyc
     assert copy.inputs["project"] == OTHER_PROJECT
     days = int(setting(stack_name, "backup_object_retention_days"))
     assert copy.inputs["retentionPolicy"] == {
-        "retentionPeriod": days * 86_400,
+        "retentionPeriod": str(days * 86_400),
         "isLocked": stack_name == "prod",
     }
     assert [r["condition"]["age"] for r in copy.inputs["lifecycleRules"]] == [days]
@@ -340,7 +354,9 @@ def test_the_copy_lives_in_the_other_project_with_the_same_retention_and_lifecyc
 
 def test_a_copy_in_the_stacks_own_project_is_refused() -> None:
     message = refusal(
-        "prod", offsite_bucket_name="acme-offsite-sql-copy", offsite_bucket_project="acme-scheduling-prod"
+        "prod",
+        offsite_bucket_name="acme-offsite-sql-copy",
+        offsite_bucket_project="acme-scheduling-prod",
     )
     assert "does not survive the loss of the project" in message
 
