@@ -93,6 +93,8 @@ CLOUD_RUN_MAX_TIMEOUT_HOURS = 168
 RECOMMENDED_PROD_RETAINED_BACKUPS = 21
 # Minimum storage duration per class: deleting earlier is billed as if kept this long.
 STORAGE_CLASS_MINIMUM_DAYS = {"STANDARD": 0, "NEARLINE": 30, "COLDLINE": 90, "ARCHIVE": 365}
+# Vaulted backups in prod are kept at least as long as the exports promise (30 days).
+PROD_VAULT_MIN_DAYS = 30
 TRANSACTION_LOG_DAYS_MAX = {"ENTERPRISE": 7, "ENTERPRISE_PLUS": 35}
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -392,13 +394,14 @@ def _storage_class_fits_retention(s: StackSettings) -> str | None:
 
 def _vault_keeps_the_export_promise(s: StackSettings) -> str | None:
     if (
-        s.backup_vault_enabled
-        and s.backup_vault_min_retention_days < s.backup_object_retention_days
+        s.is_prod
+        and s.backup_vault_enabled
+        and s.backup_vault_min_retention_days < PROD_VAULT_MIN_DAYS
     ):
         return (
-            f"{PROJECT_NAMESPACE}:backup_vault_min_retention_days = {s.backup_vault_min_retention_days} is "
-            f"shorter than backup_object_retention_days = {s.backup_object_retention_days}: vaulted backups "
-            "must be kept at least as long as the exports promise; allowed: at least that many days"
+            f"{PROJECT_NAMESPACE}:backup_vault_min_retention_days = {s.backup_vault_min_retention_days} "
+            f"is shorter than the {PROD_VAULT_MIN_DAYS} days prod's backups are promised to be kept; "
+            f"allowed: {PROD_VAULT_MIN_DAYS} or more in prod"
         )
     return None
 

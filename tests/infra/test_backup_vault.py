@@ -164,7 +164,7 @@ def test_pulumi_leaves_the_fields_backup_and_dr_manages_alone(stack: RenderedSta
 def test_vault_retention_shorter_than_the_export_promise_is_refused() -> None:
     message = refusal("prod", backup_vault_min_retention_days=29)
     assert "backup_vault_min_retention_days = 29" in message
-    assert "backup_object_retention_days = 30" in message
+    assert "allowed: 30 or more in prod" in message
 
 
 def test_an_invalid_vault_project_is_refused() -> None:
