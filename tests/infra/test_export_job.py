@@ -321,10 +321,12 @@ def test_job_account_may_read_the_backup_bucket(stack: RenderedStack) -> None:
         if grant.resource.type == BUCKET_IAM_MEMBER
     ]
     retention_setter = f"projects/{setting(stack.stack, 'gcp:project')}/roles/exportRetentionSetter"
-    assert on_buckets == [
-        (bucket_name, "roles/storage.objectViewer"),
-        (bucket_name, retention_setter + stack.stack.capitalize()),
-    ]
+    assert sorted(on_buckets) == sorted(
+        [
+            (bucket_name, "roles/storage.objectViewer"),
+            (bucket_name, retention_setter + stack.stack.capitalize()),
+        ]
+    )
     # And nothing else than those and the conditional exporter role.
     assert len(grants_to(stack, who.job)) == 3
 
