@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .database import only_this_instance
 from .naming import standard_labels, type_token
 
 SECONDS_PER_DAY = 86_400
@@ -42,6 +43,9 @@ JOB_LOG = "backupdr.googleapis.com%2Fbdr_backup_restore_jobs"
 # ON_DEMAND_BACKUP or RESTORE (https://cloud.google.com/backup-disaster-recovery/docs/monitor-reports/backup-restore-backupvault-report).
 PAGING_JOB_STATUSES = ("FAILED", "SKIPPED")
 BACKUP_JOB_CATEGORIES = ("SCHEDULED_BACKUP", "ON_DEMAND_BACKUP")
+# The plan runs daily in a 4-hour window: 36 hours without a successful job means one was missed
+# however it happened (association removed, plan paused, jobs never started), not only a failed one.
+STALE_AFTER_HOURS = 36
 ALERT_RATE_LIMIT = "3600s"
 ONE_DAY = "86400s"
 
@@ -99,6 +103,24 @@ def vault_backup_failed_filter(project: str, plan_id: str) -> str:
     )
 
 
+def vault_backup_succeeded_filter(project: str, plan_id: str) -> str:
+    """Backup jobs of this plan that completed: what the staleness alert counts."""
+    return " AND ".join(
+        (
+            f'logName="projects/{project}/logs/{JOB_LOG}"',
+            f'jsonPayload.backupPlanName:"/backupPlans/{plan_id}"',
+            _any_of("jsonPayload.jobCategory", BACKUP_JOB_CATEGORIES),
+            'jsonPayload.jobStatus="SUCCESSFUL"',
+        )
+    )
+
+
+def vault_backup_stale_query(metric_name: str, hours: int) -> str:
+    """PromQL: fires when no vaulted backup succeeded in ``hours`` (no data at all counts as none)."""
+    metric = f"logging_googleapis_com:user_{metric_name}"
+    return f"(sum(increase({metric}[{hours}h])) or vector(0)) < 1"
+
+
 def _any_of(field: str, values: tuple[str, ...]) -> str:
     return "(" + " OR ".join(f'{field}="{value}"' for value in values) + ")"
 
@@ -110,6 +132,7 @@ class BackupVault(pulumi.ComponentResource):
     plan: gcp.backupdisasterrecovery.BackupPlan
     association: gcp.backupdisasterrecovery.BackupPlanAssociation
     alert: gcp.monitoring.AlertPolicy
+    stale_alert: gcp.monitoring.AlertPolicy
 
     def __init__(
         self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None
@@ -137,6 +160,7 @@ class BackupVault(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, *apis]),
         )
         self.alert = self._backup_failed_alert()
+        self.stale_alert = self._backup_stale_alert()
         self.register_outputs(
             {
                 "vault": self.vault.name,
@@ -193,13 +217,7 @@ class BackupVault(pulumi.ComponentResource):
                 condition=gcp.projects.IAMMemberConditionArgs(
                     title="only-the-backed-up-instance",
                     description="The backup vault may back up this instance only.",
-                    expression=pulumi.Output.concat(
-                        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
-                        args.project,
-                        "/instances/",
-                        args.instance_name,
-                        '"',
-                    ),
+                    expression=only_this_instance(args.project, args.instance_name),
                 ),
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -238,6 +256,66 @@ class BackupVault(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(depends_on=[self.vault])
             ),
+        )
+
+    def _backup_stale_alert(self) -> gcp.monitoring.AlertPolicy:
+        args = self._args
+        metric = gcp.logging.Metric(
+            f"{self._name}-backup-succeeded",
+            gcp.logging.MetricArgs(
+                project=args.project,
+                name=f"vault_backup_succeeded_{args.environment}",
+                description="Successful Backup and DR backup jobs of the Cloud SQL plan.",
+                filter=vault_backup_succeeded_filter(args.project, args.plan_id),
+                metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                    metric_kind="DELTA", value_type="INT64", unit="1"
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        title = "Vaulted backup stale"
+        return gcp.monitoring.AlertPolicy(
+            f"{self._name}-backup-stale",
+            gcp.monitoring.AlertPolicyArgs(
+                project=args.project,
+                display_name=f"[{args.environment}] {title}",
+                combiner="OR",
+                enabled=True,
+                severity="CRITICAL",
+                conditions=[
+                    gcp.monitoring.AlertPolicyConditionArgs(
+                        display_name=f"No successful vaulted backup for {STALE_AFTER_HOURS} h",
+                        condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                            query=metric.name.apply(
+                                lambda name: vault_backup_stale_query(name, STALE_AFTER_HOURS)
+                            ),
+                            duration="0s",
+                            evaluation_interval="300s",
+                            alert_rule="VaultedBackupStale",
+                            rule_group="cloudsql-backups",
+                            # The metric is created in the same `up` and has no data yet.
+                            disable_metric_validation=True,
+                        ),
+                    )
+                ],
+                notification_channels=args.notification_channels,
+                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                    subject=f"[{args.environment}] {title}",
+                    mime_type="text/markdown",
+                    content=(
+                        f"No Backup and DR backup job of the Cloud SQL plan succeeded for {STALE_AFTER_HOURS} "
+                        "hours: a scheduled backup was missed. Check that the plan association still "
+                        "exists and is ACTIVE (`gcloud backup-dr backup-plan-associations list`), and "
+                        "the job log `bdr_backup_restore_jobs`.\n\n"
+                        "Runbook: README.md, section 'Vaulted backups'"
+                    ),
+                ),
+                user_labels=standard_labels(
+                    args.environment, "alerting", alert="vault-backup-stale"
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[metric]),
         )
 
     def _backup_failed_alert(self) -> gcp.monitoring.AlertPolicy:

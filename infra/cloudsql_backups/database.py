@@ -120,6 +120,18 @@ class DatabaseInstance(pulumi.ComponentResource):
         )
 
 
+def only_this_instance(project: str, instance_name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """IAM condition: instance permissions on this instance only; checks on any other resource type
+    (an operation, say) still pass, so a role can hold instance and operation permissions at once."""
+    return pulumi.Output.concat(
+        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
+        project,
+        "/instances/",
+        instance_name,
+        '"',
+    )
+
+
 def _import_id(args: DatabaseInstanceArgs) -> str:
     return f"projects/{args.project}/instances/{args.instance_name}"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
+from .database import only_this_instance
 from .naming import standard_labels, type_token
 
 EXPORT_SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "export" / "cloudsql_export.py"
@@ -147,13 +148,7 @@ class ExportJob(pulumi.ComponentResource):
                     description="The export job may act on the backed-up instance only.",
                     # Instance permissions only on this instance; reading the export's operation
                     # (checked on a resource that is not an instance) stays possible.
-                    expression=pulumi.Output.concat(
-                        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
-                        args.project,
-                        "/instances/",
-                        args.instance_name,
-                        '"',
-                    ),
+                    expression=only_this_instance(args.project, args.instance_name),
                 ),
             ),
             opts=child,

@@ -364,3 +364,38 @@ def test_a_copy_in_the_stacks_own_project_is_refused() -> None:
 def test_a_copy_needs_both_its_bucket_and_its_project() -> None:
     message = refusal("prod", offsite_bucket_name="acme-offsite-sql-copy")
     assert "offsite_bucket_name and offsite_bucket_project go together" in message
+
+
+# -- A missed backup (no successful job at all) pages too ---------------------------------------
+
+
+def test_successful_backup_jobs_of_this_plan_are_counted() -> None:
+    prod = variant("prod")
+    metric = named(prod, "vault-backup-succeeded").inputs
+    assert metric["name"] == "vault_backup_succeeded_prod"
+    assert matches(metric["filter"], job_entry(prod, jobStatus="SUCCESSFUL"))
+    assert not matches(metric["filter"], job_entry(prod, jobStatus="FAILED"))
+    assert not matches(
+        metric["filter"], job_entry(prod, jobStatus="SUCCESSFUL", jobCategory="RESTORE")
+    )
+    other_plan = "projects/acme-scheduling-prod/locations/europe-west1/backupPlans/vm-daily"
+    assert not matches(
+        metric["filter"], job_entry(prod, jobStatus="SUCCESSFUL", backupPlanName=other_plan)
+    )
+
+
+def test_no_successful_vaulted_backup_for_36_hours_pages() -> None:
+    prod = variant("prod")
+    alert = named(prod, "vault-backup-stale").inputs
+    [condition] = alert["conditions"]
+    promql = condition["conditionPrometheusQueryLanguage"]
+    assert promql["query"] == (
+        "(sum(increase(logging_googleapis_com:user_vault_backup_succeeded_prod[36h])) "
+        "or vector(0)) < 1"
+    )
+    # The log-based metric is created in the same `up` and has no data yet.
+    assert promql["disableMetricValidation"] is True
+    assert (
+        alert["notificationChannels"]
+        == named(prod, "alerts-export-failed").inputs["notificationChannels"]
+    )
