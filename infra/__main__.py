@@ -6,6 +6,7 @@ import pulumi
 from cloudsql_backups.alerting import BackupAlerts, BackupAlertsArgs
 from cloudsql_backups.backup_bucket import BackupBucket, BackupBucketArgs
 from cloudsql_backups.backup_read_audit import BackupReadAudit, BackupReadAuditArgs
+from cloudsql_backups.backup_vault import BackupVault, BackupVaultArgs
 from cloudsql_backups.ci_identity import CiIdentity, CiIdentityArgs
 from cloudsql_backups.config import ConfigError, StackSettings, load_settings
 from cloudsql_backups.dashboard import BackupDashboard, BackupDashboardArgs
@@ -13,6 +14,7 @@ from cloudsql_backups.dashboard_assets import DashboardAssetsBackup, DashboardAs
 from cloudsql_backups.database import DatabaseInstance, DatabaseInstanceArgs
 from cloudsql_backups.export_job import ExportJob, ExportJobArgs
 from cloudsql_backups.export_metrics import ExportMetrics, ExportMetricsArgs
+from cloudsql_backups.offsite_copy import OffsiteCopy, OffsiteCopyArgs
 from cloudsql_backups.project_apis import ProjectApis, ProjectApisArgs
 
 
@@ -56,6 +58,7 @@ def build_stack(s: StackSettings) -> None:
             public_ip_enabled=s.public_ip_enabled,
             authorized_networks=s.authorized_networks,
             adopt_existing_instance=s.adopt_existing_instance,
+            vaulted=s.backup_vault_enabled,
         ),
         opts=after_apis,
     )
@@ -72,6 +75,7 @@ def build_stack(s: StackSettings) -> None:
             soft_delete_retention_days=s.soft_delete_retention_days,
             kms_key_name=s.backup_bucket_kms_key,
             restore_import_service_account=s.restore_import_service_account,
+            object_retention=s.export_retention_mode != "none",
         ),
         opts=after_apis,
     )
@@ -91,6 +95,8 @@ def build_stack(s: StackSettings) -> None:
             timeout_hours=s.export_timeout_hours,
             max_retries=s.export_max_retries,
             image=s.export_image,
+            retention_mode=s.export_retention_mode,
+            retention_days=s.backup_object_retention_days,
         ),
         opts=after_apis,
     )
@@ -122,6 +128,43 @@ def build_stack(s: StackSettings) -> None:
         ),
         opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
     )
+    # Alert policies and log-based metrics the post-deploy smoke test (ops/smoke) checks exist.
+    watched_alerts: list[pulumi.Input[list[str]]] = [alerts.policy_names]
+    watched_metrics: list[pulumi.Input[str]] = [m.name for m in metrics.metrics]
+    if s.backup_vault_enabled:
+        vault = BackupVault(
+            "vault",
+            BackupVaultArgs(
+                project=s.project,
+                vault_project=s.vault_project,
+                region=s.region,
+                environment=s.environment,
+                instance_name=database.name,
+                min_retention_days=s.backup_vault_min_retention_days,
+                backup_start_hour=int(s.backup_start_time.split(":")[0]),
+                log_retention_days=s.transaction_log_retention_days,
+                notification_channels=alerts.channels,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[apis, database]),
+        )
+        watched_alerts.append(vault.policy_names)
+        watched_metrics.append(vault.success_metric.name)
+    if s.offsite_bucket_name:
+        OffsiteCopy(
+            "offsite",
+            OffsiteCopyArgs(
+                project=s.project,
+                offsite_project=s.offsite_bucket_project,
+                environment=s.environment,
+                source_bucket=bucket.name,
+                name=s.offsite_bucket_name,
+                location=s.backup_bucket_location,
+                storage_class=s.backup_storage_class,
+                retention_days=s.backup_object_retention_days,
+                locked=s.export_retention_mode == "Locked",
+            ),
+            opts=after_apis,
+        )
     BackupDashboard(
         "dashboard",
         BackupDashboardArgs(
@@ -191,13 +234,12 @@ def build_stack(s: StackSettings) -> None:
     pulumi.export("export_databases", list(s.export_databases))
     pulumi.export("export_offload", s.export_offload)
     # What the post-deploy smoke test (ops/smoke) checks exists.
+    watched_alerts.append(pulumi.Output.all(read_audit.alert.name))
     pulumi.export(
         "alert_policy_names",
-        pulumi.Output.all(alerts.policy_names, read_audit.alert.name).apply(
-            lambda names: [*names[0], names[1]]
-        ),
+        pulumi.Output.all(*watched_alerts).apply(lambda groups: [n for g in groups for n in g]),
     )
-    pulumi.export("log_metric_names", [m.name for m in metrics.metrics])
+    pulumi.export("log_metric_names", watched_metrics)
 
 
 main()

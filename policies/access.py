@@ -9,8 +9,8 @@ dependencies the engine sends, or by email once known), never from resource name
 A principal is inside the organisation when it is a user, group or domain of ``allowedDomains``;
 a service account of the grant's own project or of ``allowedProjects``; a Google service agent of a
 service in ``allowedServiceAgentDomains`` (and, when ``allowedProjectNumbers`` is set, of one of
-those projects); or, while unknown in a preview, an output of a service account, instance or
-workload identity pool that the stack itself creates in such a project.
+those projects); or, while unknown in a preview, an output of a service account, instance,
+workload identity pool or backup vault that the stack itself creates in such a project.
 """
 
 from __future__ import annotations
@@ -35,11 +35,25 @@ SA_KEY: Final = "gcp:serviceaccount/key:Key"
 HMAC_KEY: Final = "gcp:storage/hmacKey:HmacKey"
 TRANSFER_JOB: Final = "gcp:storage/transferJob:TransferJob"
 WIF_POOL: Final = "gcp:iam/workloadIdentityPool:WorkloadIdentityPool"
+# A backup vault's service account (its `serviceAccount` output) is a Google-managed identity that
+# Backup and DR creates with the vault (https://cloud.google.com/backup-disaster-recovery/docs/cloud-console/backup-vault/create-manage-backup-vault).
+BACKUP_VAULT: Final = "gcp:backupdisasterrecovery/backupVault:BackupVault"
 CUSTOM_ROLES: Final = frozenset(
     {"gcp:projects/iAMCustomRole:IAMCustomRole", "gcp:organizations/iAMCustomRole:IAMCustomRole"}
 )
 _INDEXED: Final = frozenset(
-    {INSTANCE, BUCKET, RUN_JOB, SCHEDULER_JOB, ACCOUNT, SA_KEY, HMAC_KEY, TRANSFER_JOB, WIF_POOL}
+    {
+        INSTANCE,
+        BUCKET,
+        RUN_JOB,
+        SCHEDULER_JOB,
+        ACCOUNT,
+        SA_KEY,
+        HMAC_KEY,
+        TRANSFER_JOB,
+        WIF_POOL,
+        BACKUP_VAULT,
+    }
     | CUSTOM_ROLES
 )
 # Service agents of the services this stack relies on: Cloud SQL writes exports
@@ -229,7 +243,7 @@ def _unknown_member_reason(grant: Resource, member: Node, access: Access) -> Ite
     sources = [
         access.by_urn[urn] for urn in grant.depends_on(_member_prop(grant)) if urn in access.by_urn
     ]
-    creators = [s for s in sources if s.type in (ACCOUNT, INSTANCE, WIF_POOL)]
+    creators = [s for s in sources if s.type in (ACCOUNT, INSTANCE, WIF_POOL, BACKUP_VAULT)]
     if not creators:
         raise ValueUnknown(f"{grant.name} {member.path}")
     for source in creators:

@@ -11,6 +11,7 @@ from typing import Final
 import access
 import alerting
 import ci_identity
+import backup_vault
 import cloudsql
 import export
 import iam
@@ -37,5 +38,6 @@ def all_policies() -> list[Policy]:
         *ci_identity.policies(),
         *export.policies(),
         *alerting.policies(),
+        *backup_vault.policies(),
         *stack.policies(),
     ]

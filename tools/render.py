@@ -48,7 +48,11 @@ def _lifecycle(resource: RegisteredResource) -> str:
         for rule in rules
     ]
     base = _fields(
-        "versioning.enabled", "publicAccessPrevention", "uniformBucketLevelAccess", "storageClass"
+        "versioning.enabled",
+        "enableObjectRetention",
+        "publicAccessPrevention",
+        "uniformBucketLevelAccess",
+        "storageClass",
     )
     return f"{base(resource)}; {'; '.join(parts)}"
 
@@ -88,6 +92,15 @@ _DESCRIBE: dict[str, Callable[[RegisteredResource], str]] = {
     "gcp:logging/metric:Metric": _fields("name"),
     "gcp:projects/service:Service": _fields("service"),
     "gcp:projects/iAMCustomRole:IAMCustomRole": _fields("roleId", "permissions"),
+    "gcp:backupdisasterrecovery/backupVault:BackupVault": _fields(
+        "backupVaultId", "location", "backupMinimumEnforcedRetentionDuration", "accessRestriction"
+    ),
+    "gcp:backupdisasterrecovery/backupPlan:BackupPlan": _fields(
+        "backupPlanId", "resourceType", "logRetentionDays"
+    ),
+    "gcp:backupdisasterrecovery/backupPlanAssociation:BackupPlanAssociation": _fields(
+        "resource", "resourceType"
+    ),
     "gcp:storage/transferJob:TransferJob": _fields(
         "transferSpec.gcsDataSource.bucketName", "transferSpec.gcsDataSink.path"
     ),

@@ -58,6 +58,7 @@ class RegisteredResource:
     property_dependencies: dict[str, list[str]]
     properties: struct_pb2.Struct
     outputs: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -171,6 +172,7 @@ def _registration(request: Any, urn: str) -> RegisteredResource:
         dependencies=list(request.dependencies),
         property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
         properties=properties,
+        ignore_changes=list(request.ignoreChanges),
     )
 
 
@@ -282,6 +284,29 @@ def _workload_identity_provider(m: ProviderMocks, _: str, inputs: dict[str, Any]
     }
 
 
+def _located(
+    collection: str, id_key: str
+) -> Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]:
+    """Backup and DR resources: projects/P/locations/L/<collection>/<id>."""
+
+    def computed(m: ProviderMocks, _: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        project = inputs.get("project", m.project)
+        return {
+            "name": f"projects/{project}/locations/{inputs['location']}/{collection}/{inputs[id_key]}"
+        }
+
+    return computed
+
+
+def _backup_vault(m: ProviderMocks, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    number = project_number(inputs.get("project", m.project))
+    return {
+        **_located("backupVaults", "backupVaultId")(m, name, inputs),
+        # The vault's own service agent (output only); the exact address format is Google's.
+        "serviceAccount": f"vault-{number}@gcp-sa-backupdr-pr.iam.gserviceaccount.com",
+    }
+
+
 _COMPUTED: dict[str, Callable[[ProviderMocks, str, dict[str, Any]], dict[str, Any]]] = {
     "gcp:sql/databaseInstance:DatabaseInstance": _sql_instance,
     "gcp:storage/bucket:Bucket": _bucket,
@@ -292,6 +317,11 @@ _COMPUTED: dict[str, Callable[[ProviderMocks, str, dict[str, Any]], dict[str, An
     "gcp:cloudrunv2/job:Job": _run_job,
     "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": _workload_identity_pool,
     "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": _workload_identity_provider,
+    "gcp:backupdisasterrecovery/backupVault:BackupVault": _backup_vault,
+    "gcp:backupdisasterrecovery/backupPlan:BackupPlan": _located("backupPlans", "backupPlanId"),
+    "gcp:backupdisasterrecovery/backupPlanAssociation:BackupPlanAssociation": _located(
+        "backupPlanAssociations", "backupPlanAssociationId"
+    ),
 }
 
 

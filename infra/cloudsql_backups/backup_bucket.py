@@ -13,6 +13,16 @@ Nearline's 30-day minimum storage duration, so it is never billed for early dele
 about half of STANDARD. A restore reads one dump once, so Nearline's per-GB retrieval fee is small next
 to a month of STANDARD storage. COLDLINE (90 days) and ARCHIVE (365 days) would bill early deletion on
 every object, which is why config rejects them for short retentions.
+
+Object Retention Lock (``object_retention``): the export script gives each verified dump a retain-until
+time of export time + ``object_retention_days`` (never later than the object's creation + the same days, the age at which
+the lifecycle rule deletes it: the lifecycle never meets a still-retained export), so nobody can delete or
+replace it earlier (https://cloud.google.com/storage/docs/object-lock). It is compatible with
+versioning, unlike a bucket retention policy. Google enables it only when the bucket is created
+(``gcloud storage buckets create --enable-per-object-retention``; ``buckets update`` has no such flag),
+so this component never asks for it on an existing bucket: ``enableObjectRetention`` is in
+``ignore_changes``, and an existing bucket moves to a new one by the path in README
+"Retention-locked exports" instead of being replaced.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ class BackupBucketArgs:
     kms_key_name: str = ""
     # Service account of the instance that imports these exports elsewhere (restore drills).
     restore_import_service_account: str = ""
+    object_retention: bool = False
 
     @property
     def is_prod(self) -> bool:
@@ -70,6 +81,7 @@ class BackupBucket(pulumi.ComponentResource):
                 public_access_prevention="enforced",
                 force_destroy=False,
                 versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+                enable_object_retention=args.object_retention,
                 lifecycle_rules=_lifecycle_rules(args),
                 soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
                     retention_duration_seconds=args.soft_delete_retention_days * SECONDS_PER_DAY
@@ -82,7 +94,11 @@ class BackupBucket(pulumi.ComponentResource):
                 labels=standard_labels(args.environment, "backup-bucket", purpose="sql-backups"),
             ),
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.is_prod, retain_on_delete=args.is_prod
+                parent=self,
+                protect=args.is_prod,
+                retain_on_delete=args.is_prod,
+                # Create-time only: a change must never replace a bucket full of exports.
+                ignore_changes=["enableObjectRetention"],
             ),
         )
         if args.restore_import_service_account:

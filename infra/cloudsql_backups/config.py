@@ -136,6 +136,8 @@ CLOUD_RUN_MAX_TIMEOUT_HOURS = 168
 RECOMMENDED_PROD_RETAINED_BACKUPS = 21
 # Minimum storage duration per class: deleting earlier is billed as if kept this long.
 STORAGE_CLASS_MINIMUM_DAYS = {"STANDARD": 0, "NEARLINE": 30, "COLDLINE": 90, "ARCHIVE": 365}
+# Vaulted backups in prod are kept at least as long as the exports promise (30 days).
+PROD_VAULT_MIN_DAYS = 30
 TRANSACTION_LOG_DAYS_MAX = {"ENTERPRISE": 7, "ENTERPRISE_PLUS": 35}
 
 _PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -341,6 +343,10 @@ class StackSettings(BaseModel):
     transaction_log_retention_days: int = Field(default=7, ge=1, le=35)
     final_backup_retention_days: int = Field(default=30, ge=1, le=365)
     deletion_protection: StrictBool = True
+    # Enhanced backups (Backup and DR): a vault whose minimum retention not even an owner can shorten.
+    backup_vault_enabled: StrictBool = True
+    backup_vault_project: str = ""
+    backup_vault_min_retention_days: int = Field(default=30, ge=1, le=36500)
     maintenance_day: int = Field(default=7, ge=1, le=7)
     maintenance_hour: int = Field(default=4, ge=0, le=23)
     # Network and TLS.
@@ -359,6 +365,10 @@ class StackSettings(BaseModel):
     # Cloud SQL service account of the instance that imports this stack's exports in restore
     # drills (staging's serviceAccountEmailAddress); '' = none. Read access to cloudsql/ only.
     restore_import_service_account: str = ""
+    # Object Retention Lock on each verified export: Locked (permanent), Unlocked (adjustable), none.
+    export_retention_mode: Literal["Locked", "Unlocked", "none"] = "Locked"
+    offsite_bucket_name: str = ""
+    offsite_bucket_project: str = ""
     # Scheduled export.
     export_databases: Annotated[tuple[DatabaseName, ...], UniqueList] = Field(min_length=1)
     export_schedule: Cron = "0 23 * * *"
@@ -406,6 +416,22 @@ class StackSettings(BaseModel):
             )
         return value
 
+    @field_validator("backup_vault_project", "offsite_bucket_project")
+    @classmethod
+    def _optional_project(cls, value: str) -> str:
+        if value and not _PROJECT_ID.fullmatch(value):
+            raise ValueError(
+                "allowed: '' or a project ID (6-30 lowercase letters, digits, hyphens)"
+            )
+        return value
+
+    @field_validator("offsite_bucket_name")
+    @classmethod
+    def _offsite_bucket_name(cls, value: str) -> str:
+        if value and not _BUCKET_NAME.fullmatch(value):
+            raise ValueError("allowed: '' (no off-project copy) or a GCS bucket name without gs://")
+        return value
+
     @field_validator("dashboard_bucket")
     @classmethod
     def _dashboard_bucket_name(cls, value: str) -> str:
@@ -440,6 +466,9 @@ class StackSettings(BaseModel):
                 _backups_outlast_transaction_logs,
                 _public_ip_needs_authorized_networks,
                 _storage_class_fits_retention,
+                _vault_keeps_the_export_promise,
+                _prod_exports_retention_locked,
+                _offsite_copy_in_another_project,
                 _prod_guards,
                 _prod_has_notification_target,
                 _staleness_exceeds_export_interval,
@@ -466,7 +495,22 @@ class StackSettings(BaseModel):
                 f"{PROJECT_NAMESPACE}:retained_backups = {self.retained_backups}: Google's recommender "
                 f"flags production instances that keep fewer than {RECOMMENDED_PROD_RETAINED_BACKUPS}."
             )
+        if self.is_prod and self.export_retention_mode == "Unlocked":
+            found.append(
+                f"{PROJECT_NAMESPACE}:export_retention_mode = Unlocked: anyone with "
+                "storage.objects.overrideUnlockedRetention can still delete prod exports early; use Locked."
+            )
+        if self.is_prod and not self.backup_vault_enabled:
+            found.append(
+                f"{PROJECT_NAMESPACE}:backup_vault_enabled = false: prod's automated backups can be "
+                "deleted with the project; see README 'Vaulted backups'."
+            )
         return found
+
+    @property
+    def vault_project(self) -> str:
+        """Where the backup vault lives: its own project if one is named, else the stack's."""
+        return self.backup_vault_project or self.project
 
 
 def _environment_matches_stack(s: StackSettings, stack: str) -> str | None:
@@ -534,6 +578,43 @@ def _storage_class_fits_retention(s: StackSettings) -> str | None:
             f"{PROJECT_NAMESPACE}:backup_storage_class = {s.backup_storage_class} has a {minimum}-day minimum "
             f"storage duration, longer than backup_object_retention_days = {s.backup_object_retention_days}: "
             "every deletion would be billed early; allowed: STANDARD or NEARLINE for a 30-day retention"
+        )
+    return None
+
+
+def _vault_keeps_the_export_promise(s: StackSettings) -> str | None:
+    if (
+        s.is_prod
+        and s.backup_vault_enabled
+        and s.backup_vault_min_retention_days < PROD_VAULT_MIN_DAYS
+    ):
+        return (
+            f"{PROJECT_NAMESPACE}:backup_vault_min_retention_days = {s.backup_vault_min_retention_days} "
+            f"is shorter than the {PROD_VAULT_MIN_DAYS} days prod's backups are promised to be kept; "
+            f"allowed: {PROD_VAULT_MIN_DAYS} or more in prod"
+        )
+    return None
+
+
+def _prod_exports_retention_locked(s: StackSettings) -> str | None:
+    if s.is_prod and s.export_retention_mode == "none":
+        return (
+            f"{PROJECT_NAMESPACE}:export_retention_mode = none is not allowed in prod: "
+            "allowed: Locked (or Unlocked)"
+        )
+    return None
+
+
+def _offsite_copy_in_another_project(s: StackSettings) -> str | None:
+    if bool(s.offsite_bucket_name) != bool(s.offsite_bucket_project):
+        return (
+            f"{PROJECT_NAMESPACE}:offsite_bucket_name and offsite_bucket_project go together: "
+            "allowed: both empty (no off-project copy) or both set"
+        )
+    if s.offsite_bucket_project and s.offsite_bucket_project == s.project:
+        return (
+            f"{PROJECT_NAMESPACE}:offsite_bucket_project = {s.offsite_bucket_project!r} is the stack's own "
+            "project: a copy there does not survive the loss of the project; allowed: another project"
         )
     return None
 

@@ -27,6 +27,19 @@ AUDIT_DATABASE_FLAGS: dict[str, str] = {
     "log_temp_files": "0",
 }
 
+# With enhanced backups the backup plan, not the instance, sets when backups run, how long they and the
+# transaction logs are kept and where they are stored (no multi-region location); the instance reports
+# its tier as ENHANCED. `up` must not write the standard-backup values back over them
+# (https://cloud.google.com/sql/docs/postgres/backup-recovery/backup-options). Backups stay enabled and
+# point-in-time recovery stays on: both remain managed here.
+BACKUP_DR_MANAGED_FIELDS = (
+    "settings.backupConfiguration.backupTier",
+    "settings.backupConfiguration.backupRetentionSettings",
+    "settings.backupConfiguration.transactionLogRetentionDays",
+    "settings.backupConfiguration.startTime",
+    "settings.backupConfiguration.location",
+)
+
 
 @dataclass(frozen=True)
 class DatabaseInstanceArgs:
@@ -55,6 +68,8 @@ class DatabaseInstanceArgs:
     public_ip_enabled: bool = False
     authorized_networks: tuple[str, ...] = ()
     adopt_existing_instance: bool = False
+    # Enhanced backups: a Backup and DR plan owns the schedule and retention (backup_vault.py).
+    vaulted: bool = False
     database_flags: dict[str, str] = field(default_factory=lambda: dict(AUDIT_DATABASE_FLAGS))
 
     @property
@@ -89,6 +104,7 @@ class DatabaseInstance(pulumi.ComponentResource):
                 protect=args.is_prod,
                 retain_on_delete=args.is_prod,
                 import_=_import_id(args) if args.adopt_existing_instance else None,
+                ignore_changes=list(BACKUP_DR_MANAGED_FIELDS) if args.vaulted else None,
             ),
         )
         self.name = self.instance.name
@@ -102,6 +118,18 @@ class DatabaseInstance(pulumi.ComponentResource):
                 "service_account_email": self.service_account_email,
             }
         )
+
+
+def only_this_instance(project: str, instance_name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """IAM condition: instance permissions on this instance only; checks on any other resource type
+    (an operation, say) still pass, so a role can hold instance and operation permissions at once."""
+    return pulumi.Output.concat(
+        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
+        project,
+        "/instances/",
+        instance_name,
+        '"',
+    )
 
 
 def _import_id(args: DatabaseInstanceArgs) -> str:

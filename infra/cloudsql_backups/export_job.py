@@ -24,6 +24,7 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
+from .database import only_this_instance
 from .naming import standard_labels, type_token
 from .sdk_image import require_interpreter
 
@@ -32,6 +33,10 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXPORTER_PERMISSIONS = ("cloudsql.instances.export", "cloudsql.instances.get")
 # The interpreter the job's command names; the image's variant must ship it (sdk_image.py).
 EXPORT_INTERPRETER = "python3"
+# Setting an object's retain-until needs setRetention and update; shortening or removing an Unlocked one
+# would also need overrideUnlockedRetention, which the job never gets
+# (https://cloud.google.com/storage/docs/using-object-lock#required-roles).
+RETENTION_SETTER_PERMISSIONS = ("storage.objects.setRetention", "storage.objects.update")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class ExportJobArgs:
     timeout_hours: int
     max_retries: int
     image: str
+    # Object Retention Lock on each verified dump: "Locked", "Unlocked" or "none" (not set).
+    retention_mode: str = "none"
+    retention_days: int = 0
 
     @property
     def job_name(self) -> str:
@@ -63,6 +71,10 @@ class ExportJobArgs:
     @staticmethod
     def exporter_role_id(environment: str) -> str:
         return f"cloudsqlExporter{environment.capitalize()}"
+
+    @staticmethod
+    def retention_setter_role_id(environment: str) -> str:
+        return f"exportRetentionSetter{environment.capitalize()}"
 
     @staticmethod
     def exporter_role_name(project: str, environment: str) -> str:
@@ -143,13 +155,7 @@ class ExportJob(pulumi.ComponentResource):
                     description="The export job may act on the backed-up instance only.",
                     # Instance permissions only on this instance; reading the export's operation
                     # (checked on a resource that is not an instance) stays possible.
-                    expression=pulumi.Output.concat(
-                        'resource.type != "sqladmin.googleapis.com/Instance" || resource.name == "projects/',
-                        args.project,
-                        "/instances/",
-                        args.instance_name,
-                        '"',
-                    ),
+                    expression=only_this_instance(args.project, args.instance_name),
                 ),
             ),
             opts=child,
@@ -163,12 +169,40 @@ class ExportJob(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if args.retention_mode != "none":
+            self._grant_retention_setter(name, args, child)
         gcp.storage.BucketIAMMember(
             f"{name}-instance-writes-exports",
             gcp.storage.BucketIAMMemberArgs(
                 bucket=args.bucket_name,
                 role="roles/storage.objectAdmin",
                 member=pulumi.Output.concat("serviceAccount:", args.instance_service_account_email),
+            ),
+            opts=child,
+        )
+
+    def _grant_retention_setter(
+        self, name: str, args: ExportJobArgs, child: pulumi.ResourceOptions
+    ) -> None:
+        """The job may set retain-until on objects of the backup bucket, and nothing more there."""
+        role = gcp.projects.IAMCustomRole(
+            f"{name}-retention-setter-role",
+            gcp.projects.IAMCustomRoleArgs(
+                project=args.project,
+                role_id=ExportJobArgs.retention_setter_role_id(args.environment),
+                title=f"Export retention setter ({args.environment})",
+                description="Set the retention of verified exports. Cannot shorten or remove one.",
+                permissions=list(RETENTION_SETTER_PERMISSIONS),
+                stage="GA",
+            ),
+            opts=child,
+        )
+        gcp.storage.BucketIAMMember(
+            f"{name}-job-sets-retention",
+            gcp.storage.BucketIAMMemberArgs(
+                bucket=args.bucket_name,
+                role=role.name,
+                member=self.job_service_account.member,
             ),
             opts=child,
         )
@@ -270,6 +304,8 @@ def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateC
         # The script splits the task timeout itself (retries, wait, verification, last log lines)
         # and refuses settings that cannot fit, so it always logs its result before Cloud Run stops it.
         "EXPORT_TASK_TIMEOUT_SECONDS": str(args.timeout_hours * 3600),
+        "EXPORT_RETENTION_MODE": args.retention_mode,
+        "EXPORT_RETENTION_DAYS": str(args.retention_days),
     }
     return [
         gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(name=k, value=v)

@@ -12,6 +12,8 @@ Per database, in order, trying every database even when one fails:
   3. wait for the operation with `gcloud sql operations wait --timeout`;
   4. verify the dump: stream the object (`gcloud storage cat`) through a gzip decompressor to its
      end and check pg_dump's plain-format header and completion line;
+  4b. with EXPORT_RETENTION_MODE Locked or Unlocked, set the verified dump's retain-until to its export
+     time + EXPORT_RETENTION_DAYS (Object Retention Lock), so nobody can delete it earlier;
   5. print one JSON line to stdout (Cloud Logging turns it into jsonPayload).
 A final JSON line summarises the run. Human-readable progress goes to stderr.
 
@@ -42,7 +44,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, Protocol
 
 EXIT_SUCCEEDED = 0
@@ -146,6 +148,8 @@ class Settings:
     # An optional, tighter limit for waiting on one export; None: what the budget leaves.
     operation_timeout_seconds: int | None
     gcloud: str
+    retention_mode: str
+    retention_days: int
 
     @property
     def budget(self) -> DatabaseBudget:
@@ -231,6 +235,12 @@ def _parse_base_seconds(value: str) -> object:
     return number
 
 
+def _parse_retention_mode(value: str) -> object:
+    if value.strip() not in RETENTION_MODES:
+        raise _InvalidValueError(_RETENTION_MODE_ALLOWED)
+    return value.strip()
+
+
 def _parse_gcloud(value: str) -> object:
     resolved = shutil.which(value.strip()) if value.strip() else None
     if resolved is None:
@@ -238,6 +248,9 @@ def _parse_gcloud(value: str) -> object:
     return resolved
 
 
+# Object Retention Lock modes (`gcloud storage objects update --retention-mode`); none: not set.
+RETENTION_MODES = ("Locked", "Unlocked", "none")
+_RETENTION_MODE_ALLOWED = "Locked, Unlocked or none (the bucket has no object retention)"
 _BUCKET_ALLOWED = "a GCS bucket name: 3-63 lowercase letters, digits, '-', '_' or '.'"
 _DATABASES_ALLOWED = "a comma-separated, non-empty list of PostgreSQL database names"
 
@@ -300,6 +313,22 @@ _OPTIONS = (
         "the path of the gcloud executable, or a name found on PATH",
         _parse_gcloud,
         "gcloud",
+    ),
+    _Option(
+        "retention_mode",
+        "EXPORT_RETENTION_MODE",
+        "--retention-mode",
+        _RETENTION_MODE_ALLOWED,
+        _parse_retention_mode,
+        "none",
+    ),
+    _Option(
+        "retention_days",
+        "EXPORT_RETENTION_DAYS",
+        "--retention-days",
+        "a whole number of days from 1 to 36500 (read only with a retention mode)",
+        _bounded_int(1, 36500),
+        "30",
     ),
 )
 
@@ -635,6 +664,13 @@ class Gcloud:
         stdout (`gcloud storage cat --help`: equivalent to `gcloud storage cp URL -`)."""
         arguments = ["storage", "cat", uri, f"--project={self._project}"]
         return self._stream(self._argv(arguments), consume, timeout)
+
+    def set_retention(
+        self, uri: str, retain_until: str, mode: str, timeout: float
+    ) -> CommandResult:
+        arguments = ["storage", "objects", "update", uri, f"--project={self._project}"]
+        arguments += [f"--retain-until={retain_until}", f"--retention-mode={mode}"]
+        return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
 
 def gcloud_error(result: CommandResult) -> str:
@@ -1098,6 +1134,36 @@ def _finished_after_failed_wait(
     return False
 
 
+def retain_until(uri: str, days: int) -> str:
+    """Export time (the object name's stamp, taken before Cloud SQL writes it) + ``days``, RFC 3339.
+
+    Never later than the object's creation + ``days``: the bucket's lifecycle deletes an export at
+    that age, so it never meets one that is still retained, and nothing outlives the promise.
+    """
+    stamp = uri.rsplit("/", 1)[-1].split(".", 1)[0]
+    exported_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)  # noqa: UP017
+    return (exported_at + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lock_retention(settings: Settings, gcloud: Gcloud, uri: str, timeout: float) -> None:
+    """Give a verified dump its retain-until (Object Retention Lock); raises ExportFailedError."""
+    if settings.retention_mode == "none":
+        return
+    until = retain_until(uri, settings.retention_days)
+    result = gcloud.set_retention(uri, until, settings.retention_mode, timeout)
+    if result.returncode == 0:
+        progress(f"{uri}: retained ({settings.retention_mode}) until {until}")
+        return
+    message = gcloud_error(result)
+    hint = ""
+    if _PERMISSION_DENIED.search(message):
+        hint = "; the caller needs storage.objects.setRetention and storage.objects.update on the bucket"
+    raise ExportFailedError(
+        f"exported and verified {uri}, but could not retain it until {until} "
+        f"({settings.retention_mode}): {message}{hint}"
+    )
+
+
 def export_database(
     settings: Settings, gcloud: Gcloud, run: DatabaseRun, clock: Clock, deadlines: Deadlines
 ) -> None:
@@ -1109,7 +1175,12 @@ def export_database(
     until = wait_deadline(settings, deadlines, clock.monotonic())
     wait_for_export(settings, gcloud, run.database, run.operation, clock.monotonic, until)
     progress(f"{run.database}: export finished, verifying {run.uri}")
-    run.verified = verify_export(gcloud, run.uri, deadlines.verify_until, clock.monotonic)
+    # The retention call gets the last GCLOUD_CALL_SECONDS of the database's share.
+    reserve = 0.0 if settings.retention_mode == "none" else GCLOUD_CALL_SECONDS
+    run.verified = verify_export(gcloud, run.uri, deadlines.verify_until - reserve, clock.monotonic)
+    lock_retention(
+        settings, gcloud, run.uri, _call_timeout(deadlines.verify_until, clock.monotonic)
+    )
 
 
 # --------------------------------------------------------------------------------------------

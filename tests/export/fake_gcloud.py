@@ -22,6 +22,14 @@ prints JSON for --format=json, and fails with exit 1 and gcloud's own error word
   ACCOUNT does not have storage.objects.get access to the Google Cloud Storage object.
   Permission 'storage.objects.get' denied on resource (or it may not exist)." (Cloud Storage's
   own 403 text, which gcloud prints after "HTTPError 403: ").
+- `storage objects update --retain-until T --retention-mode M` (Object Retention Lock) on a missing
+  object: "The following URLs matched no objects or files: ..." (gcloud storage's wording for an URL
+  that matches nothing); without storage.objects.setRetention (state caller_can_set_retention=false):
+  HTTPError 403 naming that permission, like the describe error above; in a bucket created without
+  object retention (state bucket_object_retention=false), shortening a retention without
+  --override-unlocked-retention, or shortening a Locked one at all: HTTPError 400 (Google does not
+  document these texts; the fake's say what the API refuses). --retention-mode takes only Locked or
+  Unlocked and --retain-until an RFC 3339 time (exit 2 otherwise, like gcloud's argument parser).
 
 What an export does is set per database in the state (instances.<name>.outcomes):
 "ok" (writes the object: the bytes of the file dump_files.<database>, else default_dump_file,
@@ -41,6 +49,7 @@ The tests copy this file into a temporary directory under the name `gcloud`.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import sys
@@ -103,6 +112,31 @@ COMMANDS: dict[tuple[str, ...], CommandSpec] = {
             "-t": True,
         },
         frozenset({"--clean", "--if-exists", "--parallel", "--threads", "--table", "-t"}),
+    ),
+    ("storage", "objects", "update"): CommandSpec(
+        1,
+        1,
+        {
+            "--retain-until": True,
+            "--retention-mode": True,
+            "--override-unlocked-retention": False,
+            "--clear-retention": False,
+            "--all-versions": False,
+            "--recursive": False,
+            "--storage-class": True,
+            "--temporary-hold": False,
+            "--event-based-hold": False,
+        },
+        frozenset(
+            {
+                "--clear-retention",
+                "--all-versions",
+                "--recursive",
+                "--storage-class",
+                "--temporary-hold",
+                "--event-based-hold",
+            }
+        ),
     ),
     ("sql", "operations", "wait"): CommandSpec(1, None, {"--timeout": True}),
     ("sql", "operations", "describe"): CommandSpec(1, 1, {}),
@@ -224,6 +258,7 @@ class FakeCloud:
             ("sql", "operations", "describe"): self.describe_operation,
             ("storage", "objects", "describe"): self.describe_object,
             ("storage", "cat"): self.cat,
+            ("storage", "objects", "update"): self.set_retention,
         }
         handlers[invocation.command](invocation)
 
@@ -454,6 +489,55 @@ class FakeCloud:
             )
         )
 
+    def set_retention(self, invocation: Invocation) -> None:
+        """`objects update --retain-until --retention-mode`: the only update the export makes."""
+        url = invocation.positionals[0]
+        mode = invocation.flags.get("--retention-mode")
+        until_text = invocation.flags.get("--retain-until")
+        if not isinstance(mode, str) or not isinstance(until_text, str):
+            raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud sets retain-until and mode together")
+        if mode not in ("Locked", "Unlocked"):
+            raise invocation.fail(
+                f"argument --retention-mode: Invalid choice: '{mode}'. Valid choices are "
+                "[Locked, Unlocked].",
+                code=2,
+            )
+        until = parse_rfc3339(invocation, until_text)
+        if not self.state.get("caller_can_set_retention", True):
+            raise invocation.fail(
+                f"HTTPError 403: {self.state['account']} does not have storage.objects.setRetention "
+                "access to the Google Cloud Storage object. Permission 'storage.objects.setRetention' "
+                "denied on resource (or it may not exist)."
+            )
+        found = self.object(url)
+        if found is None:
+            raise invocation.fail(f"The following URLs matched no objects or files:\n-{url}")
+        if not self.state.get("bucket_object_retention", True):
+            raise invocation.fail(
+                "HTTPError 400: Object retention is not enabled for this bucket; it can only be "
+                "enabled when the bucket is created."
+            )
+        self.check_not_shortened(invocation, found.get("retention"), until)
+        found["retention"] = {"mode": mode, "retainUntilTime": until_text}
+        print(f"Updating {url}#{found['generation']}...", file=sys.stderr)
+
+    @staticmethod
+    def check_not_shortened(
+        invocation: Invocation, current: dict[str, str] | None, until: float
+    ) -> None:
+        if current is None:
+            return
+        if until >= parse_rfc3339(invocation, current["retainUntilTime"]):
+            return
+        if current["mode"] == "Locked":
+            raise invocation.fail(
+                "HTTPError 400: The retention of an object in Locked mode cannot be shortened."
+            )
+        if invocation.flags.get("--override-unlocked-retention") is not True:
+            raise invocation.fail(
+                "HTTPError 400: Shortening an Unlocked retention needs --override-unlocked-retention."
+            )
+
     def object(self, uri: str) -> dict[str, Any] | None:
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         if bucket != self.state["bucket"]:
@@ -489,6 +573,16 @@ def parse_timeout(invocation: Invocation) -> int | None:
     if not isinstance(raw, str) or not raw.isdigit():
         raise invocation.fail(f"argument --timeout: invalid value: {raw}", code=2)
     return int(raw) or None
+
+
+def parse_rfc3339(invocation: Invocation, text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC time such as 2026-02-01T03:30:00Z."""
+    try:
+        return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        raise invocation.fail(
+            f"argument --retain-until: Failed to parse date/time: {text}", code=2
+        ) from None
 
 
 def public(operation: dict[str, Any]) -> dict[str, Any]:

@@ -207,7 +207,12 @@ def test_alerts_read_only_metrics_that_exist(stack: RenderedStack) -> None:
     if stack.stack == "prod":  # only prod backs up a dashboard bucket
         expected.add(TRANSFER_ERRORS)
     assert types == expected
-    assert names == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"}
+    vaulted = (
+        {"logging_googleapis_com:user_vault_backup_succeeded_prod"}
+        if stack.stack == "prod"
+        else set()
+    )
+    assert names == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"} | vaulted
 
 
 def test_metric_scan_catches_a_misspelt_metric(stack: RenderedStack) -> None:

@@ -162,8 +162,11 @@ def test_environment_tells_the_script_what_to_export(stack: RenderedStack) -> No
         "EXPORT_OFFLOAD": "false",
         # The task timeout itself: the script budgets its retries, wait and verification in it.
         "EXPORT_TASK_TIMEOUT_SECONDS": str(hours * 3600),
+        # Object Retention Lock on each verified dump (README "Retention-locked exports").
+        "EXPORT_RETENTION_MODE": setting(name, "export_retention_mode"),
+        "EXPORT_RETENTION_DAYS": setting(name, "backup_object_retention_days"),
     }
-    assert len(envs) == 6
+    assert len(envs) == 8
 
 
 def test_the_script_accepts_the_environment_the_job_sets(stack: RenderedStack) -> None:
@@ -276,8 +279,15 @@ def test_no_project_level_run_role_for_the_export_identities(stack: RenderedStac
             assert not grant.role.startswith("roles/run."), grant
 
 
+def exporter_role(stack: RenderedStack) -> RegisteredResource:
+    [role] = [
+        r for r in stack.of_type(CUSTOM_ROLE) if r.inputs["roleId"].startswith("cloudsqlExporter")
+    ]
+    return role
+
+
 def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> None:
-    role = stack.by_name("export-exporter-role")
+    role = exporter_role(stack)
     assert sorted(role.inputs["permissions"]) == [
         "cloudsql.instances.export",
         "cloudsql.instances.get",
@@ -289,7 +299,7 @@ def test_exporter_role_holds_exactly_export_and_get(stack: RenderedStack) -> Non
 def test_exporter_role_is_bound_to_the_job_for_this_instance_only(stack: RenderedStack) -> None:
     who = identities(stack)
     project = setting(stack.stack, "gcp:project")
-    role_name = stack.by_name("export-exporter-role").outputs["name"]
+    role_name = exporter_role(stack).outputs["name"]
     assert role_name == f"projects/{project}/roles/cloudsqlExporter{stack.stack.capitalize()}"
     [binding] = [
         grant.resource
@@ -321,9 +331,15 @@ def test_job_account_may_read_the_backup_bucket(stack: RenderedStack) -> None:
         for grant in grants_to(stack, who.job)
         if grant.resource.type == BUCKET_IAM_MEMBER
     ]
-    assert on_buckets == [(bucket_name, "roles/storage.objectViewer")]
-    # And nothing else than that and the conditional exporter role.
-    assert len(grants_to(stack, who.job)) == 2
+    retention_setter = f"projects/{setting(stack.stack, 'gcp:project')}/roles/exportRetentionSetter"
+    assert sorted(on_buckets) == sorted(
+        [
+            (bucket_name, "roles/storage.objectViewer"),
+            (bucket_name, retention_setter + stack.stack.capitalize()),
+        ]
+    )
+    # And nothing else than those and the conditional exporter role.
+    assert len(grants_to(stack, who.job)) == 3
 
 
 def test_no_broad_role_for_any_export_identity(stack: RenderedStack) -> None:
@@ -334,7 +350,7 @@ def test_no_broad_role_for_any_export_identity(stack: RenderedStack) -> None:
         if grant.member in who.all():
             checked += 1
             assert grant.role not in FORBIDDEN_EXPORT_ROLES, grant
-    assert checked == 4  # invoker, exporter role, job reads, instance writes
+    assert checked == 5  # invoker, exporter role, job reads, job sets retention, instance writes
 
 
 def test_nothing_is_granted_to_the_public(stack: RenderedStack) -> None:

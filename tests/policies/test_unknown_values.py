@@ -135,16 +135,17 @@ def test_an_unknown_label_leaves_it_open_whether_a_bucket_holds_backups(
 
 
 def test_a_secret_named_variable_with_a_computed_value_is_reported(analyzers: Analyzers) -> None:
+    added_at: list[int] = []
+
     def add(props: dict[str, Any]) -> None:
-        get(props, "template.template.containers[0].envs").append(
-            {"name": "DB_PASSWORD", "value": UNKNOWN}
-        )
+        envs = get(props, "template.template.containers[0].envs")
+        added_at.append(len(envs))
+        envs.append({"name": "DB_PASSWORD", "value": UNKNOWN})
 
     result = analyzers.verdicts(edit(rendered("prod", preview=True), RUN_JOB, add))
 
-    assert reports(
-        result, "cloudrun-job-no-plaintext-secrets", "template.template.containers[0].envs[6].value"
-    ) == ["mandatory"]
+    path = f"template.template.containers[0].envs[{added_at[0]}].value"
+    assert reports(result, "cloudrun-job-no-plaintext-secrets", path) == ["mandatory"]
 
 
 def test_the_stack_rule_says_unverifiable_rather_than_missing(analyzers: Analyzers) -> None:
