@@ -10,8 +10,8 @@ from typing import Final
 
 import access
 import alerting
-import ci_identity
 import backup_vault
+import ci_identity
 import cloudsql
 import export
 import iam
