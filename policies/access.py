@@ -18,14 +18,22 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from alerting import ORGANISATION_DOMAINS, in_domains
 from cloudsql import INSTANCE
 from export import RUN_JOB, SCHEDULER_JOB
 from iam import grants, is_iam_grant
-from policy_kit import Config, Finding, Resource, Setting, cannot_verify, stack_policy
+from policy_kit import (
+    Config,
+    Finding,
+    Resource,
+    Setting,
+    cannot_verify,
+    per_analysis,
+    stack_policy,
+)
 from property_access import Node, ValueUnknown, describe
 from pulumi_policy import StackValidationPolicy
 from storage import BUCKET, is_backup_bucket
@@ -106,7 +114,8 @@ _PROJECT_OF_GRANT: Final = re.compile(r"^gcp:(projects|folders|organizations)/")
 
 @dataclass
 class Access:
-    """What the access rules need to know about the stack, indexed once."""
+    """What the access rules need to know about the stack: indexed once per analysis and shared by
+    every access rule; only ``config`` is each rule's own."""
 
     config: Config
     by_urn: dict[str, Resource] = field(default_factory=dict)
@@ -118,6 +127,7 @@ class Access:
     pools: dict[str, str] = field(default_factory=dict)  # urn -> pool id
     grants: list[Resource] = field(default_factory=list)
     by_type: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    custom_roles: dict[str, Resource] = field(default_factory=dict)  # urn -> custom role
 
     def allowed_projects(self, resource: Resource) -> set[str]:
         return {p for p in (resource.project(), *self.config["allowedProjects"]) if p}
@@ -129,7 +139,13 @@ def account_email(account: Resource) -> str | None:
 
 
 def index_access(resources: list[Resource], config: Config) -> Access:
-    access = Access(config)
+    """The stack's access facts (shared) with the rule's own ``config``."""
+    return replace(_stack_access(resources), config=config)
+
+
+@per_analysis
+def _stack_access(resources: list[Resource]) -> Access:
+    access = Access(config={})
     for resource in resources:
         access.by_urn[resource.urn] = resource
         access.by_type[resource.type].append(resource)
@@ -144,6 +160,7 @@ def index_access(resources: list[Resource], config: Config) -> Access:
         _add_identity(access, job, "template", "template.template.serviceAccount", export=True)
     for scheduler in access.by_type[SCHEDULER_JOB]:
         _add_identity(access, scheduler, "httpTarget", "httpTarget.oauthToken.serviceAccountEmail")
+    access.custom_roles = {role.urn: role for t in CUSTOM_ROLES for role in access.by_type[t]}
     return access
 
 
@@ -381,7 +398,6 @@ def _to_export_identity(grant: Resource, member: Node, access: Access) -> bool:
 
 def _admin_findings(grant: Resource, access: Access) -> Iterator[Finding]:
     config = access.config
-    custom_roles = {r.urn: r for t in CUSTOM_ROLES for r in access.by_type[t]}
     for found in grants(grant):
         if not any(_to_export_identity(grant, m, access) for m in found.members):
             continue
@@ -393,8 +409,8 @@ def _admin_findings(grant: Resource, access: Access) -> Iterator[Finding]:
                 grant.urn,
             )
         for urn in grant.depends_on("role"):
-            if urn in custom_roles:
-                yield from _custom_role_findings(grant, custom_roles[urn], config)
+            if urn in access.custom_roles:
+                yield from _custom_role_findings(grant, access.custom_roles[urn], config)
 
 
 def _custom_role_findings(grant: Resource, role: Resource, config: Config) -> Iterator[Finding]:

@@ -16,10 +16,12 @@ policy needs:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import sdk_cache
 from property_access import Node, ValueUnknown
 from pulumi_policy import (
     EnforcementLevel,
@@ -45,6 +47,7 @@ REASON_SCHEMA: Final[dict[str, Any]] = {
 }
 # Keys of a policy's config that are not thresholds.
 _NOT_THRESHOLDS: Final = frozenset({REASON_KEY, "enforcementLevel"})
+T = TypeVar("T")
 
 
 def cannot_verify(path: str) -> str:
@@ -242,6 +245,47 @@ def _stack_resource(resource: PolicyResource) -> Resource:
     )
 
 
+def _stack_resources(
+    resources: list[PolicyResource], types: TypeFilter, wanted: Callable[[str], bool]
+) -> list[Resource]:
+    """The stack's resources of ``types``, as checks see them.
+
+    pulumi-policy rebuilds the whole stack for each stack policy. Within one AnalyzeStack call,
+    every stack policy declared with the same ``types`` object gets this same list (so what
+    :func:`per_analysis` builds from it is built once), and a resource wanted by several filters
+    is converted once: sdk_cache hands every policy the same properties object for a resource of
+    the request, which identifies it (URNs are not relied on to be unique)."""
+
+    def converted(resource: PolicyResource) -> Resource:
+        found: Resource = sdk_cache.remembered(
+            "stack resource", resource.props, lambda _: _stack_resource(resource)
+        )
+        return found
+
+    def select(_: TypeFilter) -> list[Resource]:
+        return [converted(r) for r in resources if wanted(r.resource_type)]
+
+    result: list[Resource] = sdk_cache.remembered("stack resources of types", types, select)
+    return result
+
+
+def per_analysis(build: Callable[[list[Resource]], T]) -> Callable[[list[Resource]], T]:
+    """``build`` (an index over a stack policy's resources), run once per AnalyzeStack call for
+    every stack policy that sees the same resources, instead of once per policy.
+
+    What it remembers lives only as long as the call (sdk_cache's scope, dropped when the call
+    returns), so one analysis never sees another's stack; outside a call, or with the SDK cache
+    off, ``build`` runs every time. Callers must treat the result as read-only: it is shared."""
+    kind = f"{build.__module__}.{build.__qualname__}"
+
+    @functools.wraps(build)
+    def shared(resources: list[Resource]) -> T:
+        result: T = sdk_cache.remembered(kind, resources, build)
+        return result
+
+    return shared
+
+
 def stack_policy(
     *,
     name: str,
@@ -256,7 +300,7 @@ def stack_policy(
     wanted = _type_matcher(resource_types)
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        resources = [_stack_resource(r) for r in args.resources if wanted(r.resource_type)]
+        resources = _stack_resources(args.resources, resource_types, wanted)
         config = effective_config(settings, args.get_config())
         try:
             for finding in check(resources, config):

@@ -37,7 +37,15 @@ from alert_meaning import (
 from alerting import ALERT_POLICY, NOTIFICATION_CHANNEL
 from cloudsql import INSTANCE
 from export import RUN_JOB, SCHEDULER_JOB
-from policy_kit import Config, Finding, Resource, Setting, cannot_verify, stack_policy
+from policy_kit import (
+    Config,
+    Finding,
+    Resource,
+    Setting,
+    cannot_verify,
+    per_analysis,
+    stack_policy,
+)
 from property_access import Node, ValueUnknown
 from pulumi_policy import StackValidationPolicy
 from storage import BACKUP_LABEL_KEY, BACKUP_LABEL_VALUE, BUCKET, is_backup_bucket
@@ -242,6 +250,7 @@ class StackIndex:
         ]
 
 
+@per_analysis  # both stack rules read the same index: built once per analysis
 def build_index(resources: list[Resource]) -> StackIndex:
     by_type: dict[str, list[Resource]] = defaultdict(list)
     for resource in resources:
