@@ -4,6 +4,7 @@ stacks get the same violations and not-applicable entries with it turned off."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,30 @@ def test_verdicts_are_the_same_without_the_cache(
 ) -> None:
     for stack in _stacks():
         assert _verdicts(uncached.analyze(stack)) == _verdicts(analyzers.verdicts(stack))
+
+
+def _stack_verdicts(analyzer: PolicyAnalyzer, stack: RenderedStack) -> tuple[set[Any], set[Any]]:
+    result = analyzer.analyze_stack(stack)
+    return (
+        {(v.policy, v.urn, v.message) for v in result.violations},
+        {(n.policy, n.urn, n.reason) for n in result.not_applicable},
+    )
+
+
+def test_stack_rules_share_nothing_between_two_analyses(
+    analyzers: Analyzers, uncached: PolicyAnalyzer
+) -> None:
+    # Stack policies share one conversion of the stack and one index per AnalyzeStack call; two
+    # different stacks analysed in turn by the same analyzer must each get their own verdicts.
+    prod = rendered("prod", preview=True)
+    broken = edit(
+        remove(prod, "gcp:cloudscheduler/job:Job"),  # backup coverage (stack index)
+        "gcp:storage/bucketIAMMember:BucketIAMMember",  # principals in org (access index)
+        lambda p: put(p, "member", "user:contractor@gmail.example"),
+        "export-job-reads-exports",
+    )
+    expected = [_stack_verdicts(uncached, stack) for stack in (prod, broken)]
+    assert expected[0] != expected[1]
+    shared = analyzers.get("prod", preview=True)
+    for _ in range(2):
+        assert [_stack_verdicts(shared, stack) for stack in (prod, broken)] == expected
