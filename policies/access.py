@@ -33,6 +33,7 @@ from policy_kit import (
     cannot_verify,
     per_analysis,
     stack_policy,
+    string_list,
 )
 from property_access import Node, ValueUnknown, describe
 from pulumi_policy import StackValidationPolicy
@@ -539,26 +540,21 @@ def _protected_prefixes() -> Setting:
 
 def _principal_settings() -> list[Setting]:
     return [
-        Setting(
+        string_list(
             "allowedDomains",
-            "array",
             list(ORGANISATION_DOMAINS),
             "The organisation's domains (users, groups and domain: principals).",
-            {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+            at_least_one=True,
         ),
-        Setting(
+        string_list(
             "allowedProjects",
-            "array",
             [],
             "Projects besides the grant's own whose service accounts count as inside.",
-            {"items": {"type": "string"}, "uniqueItems": True},
         ),
-        Setting(
+        string_list(
             "allowedServiceAgentDomains",
-            "array",
             list(SERVICE_AGENT_DOMAINS),
             "Google service agents (by email domain) that may hold roles on backups.",
-            {"items": {"type": "string"}, "uniqueItems": True},
         ),
         Setting(
             "allowedProjectNumbers",
@@ -603,12 +599,10 @@ def policies() -> list[StackValidationPolicy]:
             check=backup_identity_principals,
             settings=[
                 *_principal_settings(),
-                Setting(
+                string_list(
                     "impersonationRoles",
-                    "array",
                     list(IMPERSONATION_ROLES),
                     "Project-wide roles that let a principal act as any service account.",
-                    {"items": {"type": "string"}, "uniqueItems": True},
                 ),
             ],
             remediation="Remove the grant, or grant it to a principal of the organisation.",
@@ -633,19 +627,17 @@ def policies() -> list[StackValidationPolicy]:
             resource_types=_types,
             check=export_identity_admin,
             settings=[
-                Setting(
+                string_list(
                     "forbiddenRoles",
-                    "array",
                     list(ADMIN_ROLES),
                     "Roles the export identity may never hold.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
-                Setting(
+                string_list(
                     "forbiddenPermissions",
-                    "array",
                     list(ADMIN_PERMISSIONS),
                     "Permissions no custom role of the export identity may carry.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
             ],
             remediation="Grant the custom exporter role (cloudsql.instances.export and .get) only.",
@@ -679,12 +671,11 @@ def policies() -> list[StackValidationPolicy]:
             resource_types=_types,
             check=transfer_agent_roles,
             settings=[
-                Setting(
+                string_list(
                     "allowedRoles",
-                    "array",
                     list(TRANSFER_AGENT_ROLES),
                     "Roles the Storage Transfer agent may hold on a backup bucket.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
                 _protected_prefixes(),
             ],

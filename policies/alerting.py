@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from policy_kit import Config, Resource, Setting, resource_policy
+from policy_kit import Config, Resource, Setting, resource_policy, string_list
 from property_access import describe
 from pulumi_policy import ResourceValidationPolicy, Severity
 
@@ -193,13 +193,12 @@ def policies() -> list[ResourceValidationPolicy]:
             resource_types=_CHANNEL_TYPES,
             checks=[_channel_inside_org],
             settings=[
-                Setting(
+                string_list(
                     "allowedDomains",
-                    "array",
                     list(ORGANISATION_DOMAINS),
                     "The organisation's domains: email and webhook destinations must be in one of "
                     "them (subdomains included).",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
                 Setting(
                     "allowedTypes",
@@ -212,12 +211,10 @@ def policies() -> list[ResourceValidationPolicy]:
                         "uniqueItems": True,
                     },
                 ),
-                Setting(
+                string_list(
                     "allowedProjects",
-                    "array",
                     [],
                     "Projects besides the channel's own whose Pub/Sub topics may receive alerts.",
-                    {"items": {"type": "string"}, "uniqueItems": True},
                 ),
             ],
             severity=Severity.CRITICAL,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from iam import grants, is_iam_grant
-from policy_kit import Check, Config, Resource, Setting, resource_policy
+from policy_kit import Check, Config, Resource, resource_policy, string_list
 from property_access import describe
 from pulumi_policy import ResourceValidationPolicy, Severity
 
@@ -151,17 +151,6 @@ def _no_forbidden_role(setting: str, reason: str) -> Check:
     return check
 
 
-def _role_list(name: str, roles: tuple[str, ...], description: str) -> Setting:
-    """A configurable list of claim or role names (at least one, no duplicates)."""
-    return Setting(
-        name,
-        "array",
-        list(roles),
-        description,
-        {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
-    )
-
-
 def _is_hierarchy_grant(type_token: str) -> bool:
     return is_iam_grant(type_token) and _HIERARCHY_GRANT.match(type_token) is not None
 
@@ -180,8 +169,11 @@ def policies() -> list[ResourceValidationPolicy]:
             scope=_trusts_github,
             checks=[_pins_repository_and_job],
             settings=[
-                _role_list(
-                    "jobClaims", JOB_CLAIMS, "Claims that identify the job; one must be pinned."
+                string_list(
+                    "jobClaims",
+                    JOB_CLAIMS,
+                    "Claims that identify the job; one must be pinned.",
+                    at_least_one=True,
                 )
             ],
             severity=Severity.CRITICAL,
@@ -206,7 +198,11 @@ def policies() -> list[ResourceValidationPolicy]:
                     "custom roles",
                 )
             ],
-            settings=[_role_list("forbiddenRoles", ROLE_ADMIN_ROLES, "Roles no grant may use.")],
+            settings=[
+                string_list(
+                    "forbiddenRoles", ROLE_ADMIN_ROLES, "Roles no grant may use.", at_least_one=True
+                )
+            ],
             severity=Severity.CRITICAL,
             remediation="Remove the grant; have a human apply custom-role changes.",
         ),
@@ -226,10 +222,11 @@ def policies() -> list[ResourceValidationPolicy]:
                 )
             ],
             settings=[
-                _role_list(
+                string_list(
                     "forbiddenRoles",
                     IMPERSONATION_ROLES,
                     "Roles no project-, folder- or organization-level grant may use.",
+                    at_least_one=True,
                 )
             ],
             severity=Severity.CRITICAL,

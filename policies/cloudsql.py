@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from policy_kit import Config, Resource, Setting, resource_policy
+from policy_kit import Config, Resource, Setting, required_true, resource_policy, string_list
 from property_access import Node, describe, numeric
 from pulumi_policy import ResourceValidationPolicy, Severity
 
@@ -39,13 +39,7 @@ def _primary_only(instance: Resource) -> str | None:
     return None
 
 
-def _backups_enabled(instance: Resource, _: Config) -> Iterator[str]:
-    enabled = instance.props.at(f"{_BACKUP}.enabled")
-    if enabled.value is not True:
-        yield (
-            f"{enabled.path} = {describe(enabled.value)}: automated daily backups are off; "
-            "set it to true"
-        )
+_backups_enabled = required_true(f"{_BACKUP}.enabled", "automated daily backups are off")
 
 
 def _pitr_enabled(instance: Resource, config: Config) -> Iterator[str]:
@@ -110,13 +104,10 @@ def _pulumi_deletion_protection(instance: Resource, _: Config) -> Iterator[str]:
         )
 
 
-def _api_deletion_protection(instance: Resource, _: Config) -> Iterator[str]:
-    guard = instance.props.at("settings.deletionProtectionEnabled")
-    if guard.value is not True:
-        yield (
-            f"{guard.path} = {describe(guard.value)}: anyone with API, gcloud or console access can "
-            "delete the instance (Google's default is false); set it to true"
-        )
+_api_deletion_protection = required_true(
+    "settings.deletionProtectionEnabled",
+    "anyone with API, gcloud or console access can delete the instance (Google's default is false)",
+)
 
 
 def _no_open_networks(instance: Resource, _: Config) -> Iterator[str]:
@@ -227,13 +218,10 @@ def _always_running(instance: Resource, config: Config) -> Iterator[str]:
         )
 
 
-def _retain_backups_on_delete(instance: Resource, _: Config) -> Iterator[str]:
-    retain = instance.props.at("settings.retainBackupsOnDelete")
-    if retain.value is not True:
-        yield (
-            f"{retain.path} = {describe(retain.value)}: deleting the instance would delete its "
-            "automated backups with it; set it to true"
-        )
+_retain_backups_on_delete = required_true(
+    "settings.retainBackupsOnDelete",
+    "deleting the instance would delete its automated backups with it",
+)
 
 
 def _final_backup_retention(instance: Resource, config: Config) -> Iterator[str]:
@@ -298,13 +286,11 @@ def _ssl_required(instance: Resource, config: Config) -> Iterator[str]:
         )
 
 
-def _final_backup(instance: Resource, _: Config) -> Iterator[str]:
-    enabled = instance.props.at("settings.finalBackupConfig.enabled")
-    if enabled.value is not True:
-        yield (
-            f"{enabled.path} = {describe(enabled.value)}: deleting the instance would also delete "
-            "every automated backup; set it to true so Cloud SQL takes and keeps a final backup"
-        )
+_final_backup = required_true(
+    "settings.finalBackupConfig.enabled",
+    "deleting the instance would also delete every automated backup",
+    "set it to true so Cloud SQL takes and keeps a final backup",
+)
 
 
 def _high_availability(instance: Resource, _: Config) -> Iterator[str]:
@@ -553,12 +539,11 @@ def policies() -> list[ResourceValidationPolicy]:
             scope=_primary_only,
             checks=[_backup_location],
             settings=[
-                Setting(
+                string_list(
                     "allowedLocations",
-                    "array",
                     list(BACKUP_GEOGRAPHY),
                     "Locations (multi-regions or regions, any case) backups may be stored in.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
             ],
             remediation="Set settings.backup_configuration.location to an allowed location.",
@@ -620,12 +605,10 @@ def policies() -> list[ResourceValidationPolicy]:
             resource_types=_INSTANCE_TYPES,
             checks=[_psc_consumers],
             settings=[
-                Setting(
+                string_list(
                     "allowedConsumerProjects",
-                    "array",
                     [],
                     "Projects (IDs or numbers) besides the instance's own that may connect over PSC.",
-                    {"items": {"type": "string"}, "uniqueItems": True},
                 ),
             ],
             severity=Severity.CRITICAL,

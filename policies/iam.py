@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policy_kit import Config, Resource, Setting, resource_policy
+from policy_kit import Config, Resource, resource_policy, string_list
 from property_access import Node, describe
 from pulumi_policy import ResourceValidationPolicy, Severity
 
@@ -149,12 +149,11 @@ def policies() -> list[ResourceValidationPolicy]:
             resource_types=is_iam_grant,
             checks=[_no_public_principals],
             settings=[
-                Setting(
+                string_list(
                     "forbiddenPrincipals",
-                    "array",
                     list(PUBLIC_PRINCIPALS),
                     "Principals no grant may name.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
             ],
             severity=Severity.CRITICAL,
@@ -169,12 +168,11 @@ def policies() -> list[ResourceValidationPolicy]:
             resource_types=is_iam_grant,
             checks=[_no_basic_roles],
             settings=[
-                Setting(
+                string_list(
                     "forbiddenRoles",
-                    "array",
                     list(BASIC_ROLES),
                     "Roles no grant may use.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
             ],
             remediation="Grant the predefined or custom role that carries only the needed permissions.",

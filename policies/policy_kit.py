@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import sdk_cache
-from property_access import Node, ValueUnknown
+from property_access import Node, ValueUnknown, describe
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -74,6 +74,17 @@ class Setting:
         }
 
 
+def string_list(
+    name: str, default: Sequence[str], description: str, *, at_least_one: bool = False
+) -> Setting:
+    """A setting that is a list of distinct strings: roles, principals, domains, projects."""
+    constraints: dict[str, Any] = {"items": {"type": "string"}}
+    if at_least_one:
+        constraints["minItems"] = 1
+    constraints["uniqueItems"] = True
+    return Setting(name, "array", list(default), description, constraints)
+
+
 Config = Mapping[str, Any]
 
 
@@ -104,6 +115,20 @@ class Resource:
 
 
 Check = Callable[[Resource, Config], Iterator[str]]
+
+
+def required_true(path: str, risk: str, remedy: str = "set it to true") -> Check:
+    """A check that the property at ``path`` is exactly true (absent counts as not true); its
+    message names the value, what that risks, and the remedy."""
+
+    def check(resource: Resource, _: Config) -> Iterator[str]:
+        node = resource.props.at(path)
+        if node.value is not True:
+            yield f"{node.path} = {describe(node.value)}: {risk}; {remedy}"
+
+    return check
+
+
 # Why a policy does not apply to a resource of its type (e.g. a bucket that holds no backups), or None.
 Scope = Callable[[Resource], str | None]
 TypeFilter = Collection[str] | Callable[[str], bool]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policy_kit import Check, Config, Resource, Setting, resource_policy
+from policy_kit import Check, Config, Resource, Setting, required_true, resource_policy, string_list
 from property_access import Node, ValueUnknown, describe, numeric
 from pulumi_policy import ResourceValidationPolicy, Severity
 
@@ -135,13 +135,9 @@ def _rules(bucket: Resource) -> tuple[list[LifecycleRule], list[str]]:
     return parsed, unknown
 
 
-def _versioning(bucket: Resource, _: Config) -> Iterator[str]:
-    enabled = bucket.props.at("versioning.enabled")
-    if enabled.value is not True:
-        yield (
-            f"{enabled.path} = {describe(enabled.value)}: an overwritten or deleted export is gone "
-            "for good; set it to true"
-        )
+_versioning = required_true(
+    "versioning.enabled", "an overwritten or deleted export is gone for good"
+)
 
 
 def _retention_bounded(bucket: Resource, config: Config) -> Iterator[str]:
@@ -249,13 +245,9 @@ def _location(bucket: Resource, config: Config) -> Iterator[str]:
         )
 
 
-def _uniform_access(bucket: Resource, _: Config) -> Iterator[str]:
-    uniform = bucket.props.at("uniformBucketLevelAccess")
-    if uniform.value is not True:
-        yield (
-            f"uniformBucketLevelAccess = {describe(uniform.value)}: object ACLs could grant access "
-            "that bucket IAM does not show; set it to true"
-        )
+_uniform_access = required_true(
+    "uniformBucketLevelAccess", "object ACLs could grant access that bucket IAM does not show"
+)
 
 
 def _public_access_prevention(bucket: Resource, _: Config) -> Iterator[str]:
@@ -395,12 +387,11 @@ def policies() -> list[ResourceValidationPolicy]:
             _location,
             "Create the backup bucket in an allowed location (a bucket cannot move).",
             settings=[
-                Setting(
+                string_list(
                     "allowedLocations",
-                    "array",
                     list(BUCKET_GEOGRAPHY),
                     "Cloud Storage locations (any case) a backup bucket may be in.",
-                    {"items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+                    at_least_one=True,
                 ),
             ],
         ),
