@@ -47,44 +47,45 @@ _PIN_FORMS = (
 _OPENING, _CLOSING = "([{", ")]}"
 
 
-def split_top_level(expression: str, operator: str) -> list[str]:
-    """``expression`` split on ``operator`` where it is outside strings and brackets."""
-    parts, depth, quote, start, index = [], 0, "", 0, 0
-    while index < len(expression):
-        char = expression[index]
+def _outside_strings(text: str) -> Iterator[tuple[int, int]]:
+    """(index, bracket depth) for each character of ``text`` outside string literals; the depth
+    counts the bracket at the index itself (an opening one is inside, a closing one outside)."""
+    depth, quote = 0, ""
+    for index, char in enumerate(text):
         if quote:
             quote = "" if char == quote else quote
-        elif char in "\"'":
+            continue
+        if char in "\"'":
             quote = char
-        elif char in _OPENING:
+            continue
+        if char in _OPENING:
             depth += 1
         elif char in _CLOSING:
             depth -= 1
-        elif depth == 0 and expression.startswith(operator, index):
+        yield index, depth
+
+
+def split_top_level(expression: str, operator: str) -> list[str]:
+    """``expression`` split on ``operator`` where it is outside strings and brackets."""
+    parts, start = [], 0
+    for index, depth in _outside_strings(expression):
+        if index >= start and depth == 0 and expression.startswith(operator, index):
             parts.append(expression[start:index].strip())
-            index += len(operator)
-            start = index
-            continue
-        index += 1
+            start = index + len(operator)
     parts.append(expression[start:].strip())
     return parts
 
 
 def _closing_index(text: str) -> int:
     """Index of the bracket closing the one ``text`` opens with (-1 if unbalanced)."""
-    depth, quote = 0, ""
-    for index, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char in _OPENING:
-            depth += 1
-        elif char in _CLOSING:
-            depth -= 1
-            if depth == 0:
-                return index
-    return -1
+    return next(
+        (
+            index
+            for index, depth in _outside_strings(text)
+            if depth == 0 and text[index] in _CLOSING
+        ),
+        -1,
+    )
 
 
 def _unwrapped(term: str) -> str:

@@ -164,13 +164,18 @@ def _bounds_live_objects(rule: LifecycleRule, maximum: float) -> bool:
     )
 
 
-def _no_early_delete(bucket: Resource, config: Config) -> Iterator[str]:
-    minimum = config["minimumAgeDays"]
+def _every_rule(bucket: Resource) -> list[LifecycleRule]:
+    """Every lifecycle rule of the bucket; raises ValueUnknown if one cannot be read, since an
+    unreadable rule could delete exports (live or noncurrent) at any age."""
     rules, unknown = _rules(bucket)
     if unknown:
-        # An unreadable rule could delete live exports at any age.
         raise ValueUnknown(unknown[0])
-    for rule in rules:
+    return rules
+
+
+def _no_early_delete(bucket: Resource, config: Config) -> Iterator[str]:
+    minimum = config["minimumAgeDays"]
+    for rule in _every_rule(bucket):
         if not (rule.deletes and rule.live):
             continue
         if rule.age is None:
@@ -209,11 +214,7 @@ def _cleans_noncurrent(rule: LifecycleRule) -> bool:
 
 def _noncurrent_minimum_age(bucket: Resource, config: Config) -> Iterator[str]:
     minimum = config["minimumDays"]
-    rules, unknown = _rules(bucket)
-    if unknown:
-        # An unreadable rule could delete noncurrent versions at any age.
-        raise ValueUnknown(unknown[0])
-    for rule in rules:
+    for rule in _every_rule(bucket):
         if not (rule.deletes and rule.noncurrent):
             continue
         # Conditions are ANDed: either bound keeps the version at least that long.

@@ -42,6 +42,11 @@ SA_MEMBER = "gcp:serviceaccount/iAMMember:IAMMember"
 SA_KEY = "gcp:serviceaccount/key:Key"
 HMAC_KEY = "gcp:storage/hmacKey:HmacKey"
 BACKUP_FILTER = "conditions[0].conditionMatchedLog.filter"
+# The terms of the real failed-backup filter that match a failed or skipped backup window.
+FAILED_WINDOW = (
+    'protoPayload.metadata.windowStatus:"FAIL" OR '
+    'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR'
+)
 THRESHOLD = "conditions[0].conditionThreshold"
 QUERY = "conditions[0].conditionPrometheusQueryLanguage.query"
 SUCCESS_SERIES = (
@@ -185,8 +190,7 @@ VARIANTS = [
             ALERT,
             replace_in_condition(
                 BACKUP_FILTER,
-                '(protoPayload.metadata.windowStatus:"FAIL" OR '
-                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR)',
+                f"({FAILED_WINDOW})",
                 'protoPayload.metadata.windowStatus="STATUS_SUCCEEDED"',
             ),
             BACKUP_ALERT,
@@ -203,11 +207,8 @@ VARIANTS = [
             ALERT,
             replace_in_condition(
                 BACKUP_FILTER,
-                '(protoPayload.metadata.windowStatus:"FAIL" OR '
-                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR)',
-                'protoPayload.metadata.windowStatus:"FAIL" OR '
-                'protoPayload.metadata.windowStatus="STATUS_SKIPPED" OR severity>=ERROR AND '
-                'resource.type="cloudsql_instance"',
+                f"({FAILED_WINDOW})",
+                f'{FAILED_WINDOW} AND resource.type="cloudsql_instance"',
             ),
             BACKUP_ALERT,
         ),
