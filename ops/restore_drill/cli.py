@@ -504,7 +504,7 @@ def main(
         str | None,
         typer.Option(
             envvar="RESTORE_DRILL_DB_USER",
-            help="export/pitr: IAM principal email used for IAM database authentication.",
+            help="export/pitr/vault: IAM principal email used for IAM database authentication.",
         ),
     ] = None,
     ip_type: Annotated[IpType, typer.Option(help="export/pitr: Instance address to use.")] = (

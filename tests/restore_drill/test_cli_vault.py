@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ops.restore_drill import cli
+from ops.restore_drill.drill import utc_now
 from ops.restore_drill.fakes import (
     FakeBackupStore,
     FakeBackupVault,
@@ -90,7 +91,7 @@ def vault_args(*extra: str) -> list[str]:
 def test_vault_drill_passes_logs_its_row_and_removes_the_instance(
     fake_google: UseGoogle, restored: LocalRestoreResult, log_copy: Path
 ) -> None:
-    backup_at = cli.utc_now() - timedelta(hours=3)
+    backup_at = utc_now() - timedelta(hours=3)
     staging = fake_google(restored.database_conninfo, production_vault(backup_at))
 
     result = runner.invoke(cli.app, vault_args("--log-file", str(log_copy), "--operator", "dana"))
@@ -120,7 +121,7 @@ def test_vault_drill_passes_logs_its_row_and_removes_the_instance(
 def test_a_failed_restore_exits_1_logs_failed_and_removes_the_instance(
     fake_google: UseGoogle, restored: LocalRestoreResult, log_copy: Path
 ) -> None:
-    staging = fake_google(restored.database_conninfo, production_vault(cli.utc_now()))
+    staging = fake_google(restored.database_conninfo, production_vault(utc_now()))
     staging.fail_next("RESTORE_VOLUME", "INTERNAL_ERROR", "An internal error occurred.")
 
     result = runner.invoke(cli.app, vault_args("--log-file", str(log_copy)))
