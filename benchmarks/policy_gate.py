@@ -64,7 +64,10 @@ def synthetic_stack(base: RenderedStack, size: int) -> RenderedStack:
     copy_index = 0
     while len(resources) < size:
         rename = _renamer(copy_index)
-        resources.extend(_renamed(r, rename) for r in base.resources[: size - len(resources)])
+        suffix = f"-copy-{copy_index}"  # keeps URNs unique, even without a renamed name in them
+        resources.extend(
+            _renamed(r, rename, suffix) for r in base.resources[: size - len(resources)]
+        )
         copy_index += 1
     return replace(base, resources=resources)
 
@@ -78,16 +81,21 @@ def _renamer(index: int) -> Callable[[str], str]:
     return rename
 
 
-def _renamed(resource: RegisteredResource, rename: Callable[[str], str]) -> RegisteredResource:
+def _renamed(
+    resource: RegisteredResource, rename: Callable[[str], str], suffix: str
+) -> RegisteredResource:
     properties = struct_pb2.Struct()
     json_format.Parse(rename(json_format.MessageToJson(resource.properties)), properties)
-    suffix = rename("-copy-")  # keeps URNs unique even for resources without a renamed name
     return replace(
         resource,
         name=resource.name + suffix,
         urn=resource.urn + suffix,
         parent=resource.parent + suffix if resource.parent else "",
         dependencies=[urn + suffix for urn in resource.dependencies],
+        property_dependencies={
+            prop: [urn + suffix for urn in urns]
+            for prop, urns in resource.property_dependencies.items()
+        },
         properties=properties,
     )
 
