@@ -175,7 +175,7 @@ def _truncate_toc(dump: Path) -> None:
         "table of contents cut short",
     ],
 )
-def test_one_missing_or_damaged_file_fails_that_database_only(
+def test_one_missing_or_damaged_file_fails_the_database(
     gcloud: FakeGcloud,
     directory_dump: Path,
     tmp_path: Path,
@@ -185,16 +185,30 @@ def test_one_missing_or_damaged_file_fails_that_database_only(
     damaged = copy_dump(directory_dump, tmp_path)
     damage(damaged)
     gcloud.export_writes_directory(damaged, "app")
-    gcloud.export_writes_directory(directory_dump, "audit")
 
-    run = gcloud.run(EXPORT_FORMAT="parallel", EXPORT_DATABASES="app,audit")
+    run = gcloud.run(**PARALLEL)
 
     assert run.returncode == 1
     record = run.record_for("app")
     assert record["status"] == "failed"
     assert record["bytes"] is None
     assert re.search(reason, record["error"]), record["error"]
+
+
+def test_a_thread_s_missing_file_fails_only_its_own_database(
+    gcloud: FakeGcloud, directory_dump: Path, tmp_path: Path
+) -> None:
+    damaged = copy_dump(directory_dump, tmp_path)
+    _drop_customers(damaged)
+    gcloud.export_writes_directory(damaged, "app")
+    gcloud.export_writes_directory(directory_dump, "audit")
+
+    run = gcloud.run(EXPORT_FORMAT="parallel", EXPORT_DATABASES="app,audit")
+
+    assert run.returncode == 1
+    assert run.record_for("app")["status"] == "failed"
     assert run.record_for("audit")["status"] == "succeeded"
+    assert run.summary["failed"] == ["app"]
 
 
 def test_a_folder_that_already_holds_objects_is_never_exported_into(
