@@ -19,10 +19,16 @@ import pytest
 from ops.export.cloudsql_export import DumpInvalidError, parse_toc, retain_until
 
 if TYPE_CHECKING:
-    from tests.export.conftest import FakeGcloud
+    from tests.export.conftest import FakeGcloud, ScriptRun
 
 FOLDER = re.compile(r"gs://acme-prod-db-backups/cloudsql/main-pg/app/\d{8}T\d{6}Z")
-PARALLEL = {"EXPORT_FORMAT": "parallel", "EXPORT_DATABASES": "app"}
+
+
+def run_parallel(gcloud: FakeGcloud, **settings: str) -> ScriptRun:
+    """The script with EXPORT_FORMAT=parallel for database app (settings override)."""
+    return gcloud.run(
+        env=gcloud.base_env(**{"EXPORT_FORMAT": "parallel", "EXPORT_DATABASES": "app", **settings})
+    )
 
 
 def copy_dump(directory_dump: Path, tmp_path: Path) -> Path:
@@ -71,7 +77,7 @@ def test_a_parallel_export_writes_a_folder_and_every_file_is_verified_and_retain
 ) -> None:
     gcloud.export_writes_directory(directory_dump)
 
-    run = gcloud.run(EXPORT_THREADS="4", EXPORT_RETENTION_MODE="Locked", **PARALLEL)
+    run = run_parallel(gcloud, EXPORT_THREADS="4", EXPORT_RETENTION_MODE="Locked")
 
     assert run.returncode == 0, run.stderr
     record = run.record_for("app")
@@ -98,7 +104,7 @@ def test_without_threads_cloud_sql_chooses_the_thread_count(
 ) -> None:
     gcloud.export_writes_directory(directory_dump)
 
-    run = gcloud.run(**PARALLEL)
+    run = run_parallel(gcloud)
 
     assert run.returncode == 0, run.stderr
     (export_call,) = gcloud.calls("sql", "export", "sql")
@@ -115,7 +121,7 @@ def test_files_compressed_twice_as_cloud_sql_writes_them_are_verified(
         path.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
     gcloud.export_writes_directory(dump)
 
-    run = gcloud.run(**PARALLEL)
+    run = run_parallel(gcloud)
 
     assert run.returncode == 0, run.stderr
     assert run.record_for("app")["status"] == "succeeded"
@@ -186,7 +192,7 @@ def test_one_missing_or_damaged_file_fails_the_database(
     damage(damaged)
     gcloud.export_writes_directory(damaged, "app")
 
-    run = gcloud.run(**PARALLEL)
+    run = run_parallel(gcloud)
 
     assert run.returncode == 1
     record = run.record_for("app")
@@ -221,7 +227,7 @@ def test_a_folder_that_already_holds_objects_is_never_exported_into(
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
         gcloud.put_object(f"cloudsql/main-pg/app/{stamp}/toc.dat", b"earlier", generation)
 
-    run = gcloud.run(**PARALLEL)
+    run = run_parallel(gcloud)
 
     assert run.returncode == 1
     record = run.record_for("app")
@@ -237,7 +243,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_unverified(
     gcloud.export_writes_directory(directory_dump)
     gcloud.configure(caller_can_list_bucket=False)
 
-    run = gcloud.run(**PARALLEL)
+    run = run_parallel(gcloud)
 
     record = run.record_for("app")
     assert record["status"] == "failed"
@@ -259,7 +265,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_unverified(
 def test_format_settings_that_cannot_work_are_refused_before_exporting(
     gcloud: FakeGcloud, settings: dict[str, str], message: str
 ) -> None:
-    run = gcloud.run(**settings)
+    run = gcloud.run(env=gcloud.base_env(**settings))
 
     assert run.returncode == 2
     assert message in run.stderr
