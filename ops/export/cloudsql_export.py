@@ -805,6 +805,35 @@ def _preview(data: bytes) -> str:
     return repr(bytes(data[:40]))
 
 
+class GzipMembers:
+    """Decompresses gzip members one after the other, as `gzip -d` does (CRC and length checked
+    by zlib), handing `sink` at most INFLATE_STEP_BYTES at a time so that a highly compressible
+    stream never expands into memory at once. Raises zlib.error for corrupt data and
+    DumpInvalidError for anything but another member after one ends."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing only
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._inflater.eof)
+
+    def inflate(self, data: bytes, sink: Callable[[bytes], None]) -> None:
+        while data:
+            sink(self._inflater.decompress(data, INFLATE_STEP_BYTES))
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                # One gzip member ended; what follows must be another member.
+                data = self._inflater.unused_data + data
+                if not data:
+                    return
+                if not data.startswith(GZIP_MAGIC[: len(data)]):
+                    raise DumpInvalidError(
+                        f"data after the end of its gzip stream: {_preview(data)}"
+                    )
+                self._inflater = zlib.decompressobj(wbits=31)
+
+
 class DumpChecker:
     """Streaming check of a .sql.gz: feed it the object's bytes in order, then call finish().
     Decompresses as it goes (several gzip members in a row are fine, as in `gzip -d`), keeping
@@ -814,7 +843,7 @@ class DumpChecker:
     def __init__(self) -> None:
         self.compressed_bytes = 0
         self.uncompressed_bytes = 0
-        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing only, CRC checked
+        self._inflater = GzipMembers()
         self._head = bytearray()
         self._tail = b""
         self._header_checked = False
@@ -841,26 +870,15 @@ class DumpChecker:
         raise DumpInvalidError(f"the object is {kind}: it starts with {_preview(first)}")
 
     def _inflate(self, data: bytes) -> None:
-        while data:
-            try:
-                output = self._inflater.decompress(data, INFLATE_STEP_BYTES)
-            except zlib.error as error:
-                raise DumpInvalidError(
-                    f"the object is not valid gzip data after {self.compressed_bytes} compressed "
-                    f"bytes: {error}"
-                ) from None
-            self._take(output)
-            data = self._inflater.unconsumed_tail
-            if self._inflater.eof:
-                # One gzip member ended; what follows must be another member.
-                data = self._inflater.unused_data + data
-                if not data:
-                    return
-                if not data.startswith(GZIP_MAGIC[: len(data)]):
-                    raise DumpInvalidError(
-                        f"the object has data after the end of its gzip stream: {_preview(data)}"
-                    )
-                self._inflater = zlib.decompressobj(wbits=31)
+        try:
+            self._inflater.inflate(data, self._take)
+        except zlib.error as error:
+            raise DumpInvalidError(
+                f"the object is not valid gzip data after {self.compressed_bytes} compressed "
+                f"bytes: {error}"
+            ) from None
+        except DumpInvalidError as invalid:
+            raise DumpInvalidError(f"the object has {invalid}") from None
 
     def _take(self, output: bytes) -> None:
         if not output:
@@ -1110,7 +1128,7 @@ class GzipLayers:
         self._layers = layers
         self._head = b""
         self._decided = False
-        self._inflater: Any = None
+        self._inflater = GzipMembers()
         self._inner: GzipLayers | None = None
 
     def feed(self, data: bytes) -> None:
@@ -1121,7 +1139,7 @@ class GzipLayers:
             data, self._head = self._head, b""
             self._decided = True
             if self._layers > 0 and data.startswith(GZIP_MAGIC):
-                self._inflater = zlib.decompressobj(wbits=31)
+                self._inflater = GzipMembers()
                 self._inner = GzipLayers(self._sink, self._layers - 1)
         if self._inner is None:
             if data:
@@ -1131,22 +1149,10 @@ class GzipLayers:
 
     def _inflate(self, data: bytes) -> None:
         assert self._inner is not None
-        while data:
-            try:
-                output = self._inflater.decompress(data, INFLATE_STEP_BYTES)
-            except zlib.error as error:
-                raise DumpInvalidError(f"invalid gzip data: {error}") from None
-            self._inner.feed(output)
-            data = self._inflater.unconsumed_tail
-            if self._inflater.eof:
-                data = self._inflater.unused_data + data
-                if not data:
-                    return
-                if not data.startswith(GZIP_MAGIC[: len(data)]):
-                    raise DumpInvalidError(
-                        f"data after the end of its gzip stream: {_preview(data)}"
-                    )
-                self._inflater = zlib.decompressobj(wbits=31)
+        try:
+            self._inflater.inflate(data, self._inner.feed)
+        except zlib.error as error:
+            raise DumpInvalidError(f"invalid gzip data: {error}") from None
 
     def finish(self) -> None:
         """After the last byte: every gzip layer ended where its stream says it ends."""

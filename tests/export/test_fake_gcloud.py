@@ -25,6 +25,10 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# An export of database app as the script starts it, for the flags added to it below.
+EXPORT_APP = ["sql", "export", "sql", "main-pg", URI, "--project=acme-prod", "--database=app"]
+
+
 @pytest.mark.parametrize(
     ("argv", "exit_code", "stderr"),
     [
@@ -54,31 +58,12 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
             "does not simulate --clean",
         ),
         (
-            [
-                "sql",
-                "export",
-                "sql",
-                "main-pg",
-                URI,
-                "--project=acme-prod",
-                "--database=app",
-                "--threads=2",
-            ],
+            [*EXPORT_APP, "--threads=2"],
             3,
             "simulates --threads only with --parallel",
         ),
         (
-            [
-                "sql",
-                "export",
-                "sql",
-                "main-pg",
-                URI,
-                "--project=acme-prod",
-                "--database=app",
-                "--parallel",
-                "--threads=many",
-            ],
+            [*EXPORT_APP, "--parallel", "--threads=many"],
             2,
             "argument --threads: Value must be an integer; received: many",
         ),

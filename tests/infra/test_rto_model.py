@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 
 from infra.cloudsql_backups import rto_model
-from tools.stack_render import REPO_ROOT, ProgramFailed, render
+from tests.infra.test_config import config_error
+from tools.stack_render import REPO_ROOT, render
 
 NS = "cloudsql-backups"
-
-
-def config_error(stack: str, **overrides: Any) -> str:
-    with pytest.raises(ProgramFailed) as failure:
-        render(stack, preview=True, overrides=overrides)
-    assert failure.value.registered == [], "no resource may be registered when config is invalid"
-    return str(failure.value)
 
 
 @pytest.mark.parametrize(
