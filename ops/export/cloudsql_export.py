@@ -64,8 +64,9 @@ FORMAT_SQL_GZ = "sql.gz"
 FORMAT_PARALLEL = "parallel"
 EXPORT_FORMATS = (FORMAT_SQL_GZ, FORMAT_PARALLEL)
 _FORMAT_ALLOWED = "sql.gz (one gzip SQL file) or parallel (a pg_dump directory dump in a folder)"
-# gcloud takes any --threads >= 1 (flags.AddThreadsArgument: BoundedInt(unlimited=True)); the
-# stack configuration bounds it by the instance's vCPUs. This is only a sanity limit.
+# gcloud parses --threads as any integer or `unlimited` (flags.AddThreadsArgument:
+# arg_parsers.BoundedInt(unlimited=True), no bounds) and Google documents no maximum; the stack
+# configuration caps it at the instance's vCPUs. 1024 is only a sanity limit.
 MAX_THREADS = 1024
 
 DATABASE_EVENT = "cloudsql_export"
@@ -705,9 +706,12 @@ class Gcloud:
         return self._run(self._argv(arguments), timeout)
 
     def list_objects(self, pattern: str, timeout: float) -> CommandResult:
-        """Live objects matching `pattern` (a `**` wildcard lists a folder's objects at any depth),
-        as a JSON list with each object's `name` and `size`; `[]` when nothing matches
-        (`gcloud storage objects list --help`; list.py iterates with error_on_missing_key=False)."""
+        """Objects matching `pattern` (a `**` wildcard lists a folder's objects at any depth), as a
+        JSON list with each object's `name` and `size`; `[]` when nothing matches
+        (`gcloud storage objects list --help`; list.py iterates with error_on_missing_key=False).
+        In a versioned bucket the list also holds noncurrent versions (list.py's default
+        object_state LIVE_AND_NONCURRENT): a name listed only as noncurrent is then read with
+        `storage cat`, which reads live objects only, and fails as gone."""
         arguments = ["storage", "objects", "list", pattern, f"--project={self._project}"]
         return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
