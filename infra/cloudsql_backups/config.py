@@ -380,7 +380,7 @@ class StackSettings(BaseModel):
     # sql.gz: one gzip SQL file per database; parallel: a pg_dump directory dump written with
     # `gcloud sql export sql --parallel` (README "Performance"). Threads 0: Cloud SQL's default.
     export_format: Literal["sql.gz", "parallel"] = "sql.gz"
-    export_threads: int = Field(default=0, ge=0, le=CUSTOM_MAX_VCPUS + 32)
+    export_threads: int = Field(default=0, ge=0, le=max(PERF_OPTIMIZED_VCPUS))
     # The restore time the stack must fit; preview warns when the model predicts more.
     target_rto_minutes: int = Field(default=240, ge=15, le=10080)
     export_timeout_hours: int = Field(default=6, ge=1, le=CLOUD_RUN_MAX_TIMEOUT_HOURS)
