@@ -5,13 +5,13 @@ table both use (tests/infra/test_rto_model.py keeps the table in step with this 
 Model, per database of S GB (pg_database_size: tables and indexes) on an instance with V vCPUs:
 
     restore(sql.gz)   = F + S * r                        one psql stream replays COPY, then indexes
-    restore(parallel) = F + S * r * (s + (1 - s) / J)    pg_restore --jobs J, J = V (Amdahl's law)
+    restore(parallel) = F + S * p * (s + (1 - s) / J)    pg_restore --jobs J, J = V (Amdahl's law)
     export(sql.gz)    = S * e                            one pg_dump stream, gzip
     export(parallel)  = S * e * (s + (1 - s) / T)        pg_dump --jobs T, T = export_threads or V
 
-r and e are minutes per GB of one stream, s the share no job count shortens (schema, the largest
-table's COPY and index, catalog work), F Cloud SQL's fixed cost of one import (operation queueing,
-start). Every constant below names where its figure comes from.
+r, p and e are minutes per GB of one stream (psql, pg_restore, pg_dump), s the share no job count
+shortens (schema, the largest table's COPY and index, catalog work), F Cloud SQL's fixed cost of
+one import (operation queueing, start). Every constant below names where its figure comes from.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from typing import Literal
 ExportFormat = Literal["sql.gz", "parallel"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("sql.gz", "parallel")
 
-# Restore, one stream: psql replaying a .sql.gz, 0.4 min per GB of database (`make bench`,
-# benchmarks/restore.py, 500,000 rows on a 2-core machine; README "Restore drill").
-REPLAY_MINUTES_PER_GB = 0.4
-# pg_restore -j 2 restored the same data at 0.3 min/GB (same benchmark): 0.3 = 0.4 * (s + (1 - s)/2)
-# gives s = 0.5. Pessimistic: on 2 cores the client's jobs and the server's backends share the
-# CPUs; Cloud SQL's import runs the client beside a server with V vCPUs of its own.
-RESTORE_SERIAL_SHARE = 0.5
+# Restore, measured here by hand (PostgreSQL 18 embedded server, a 269 MB database of 1.6 million
+# rows in 4 equal tables with one secondary index each, median of 2, 2 cores at load average 6):
+# psql replaying the plain .sql.gz 7.1 s = 0.44 min/GB (`make bench`'s benchmarks/restore.py found
+# 0.4 min/GB), pg_restore --jobs 1 of the directory dump 6.1 s = 0.38 min/GB, --jobs 2 3.4 s.
+REPLAY_MINUTES_PER_GB = 0.44
+PG_RESTORE_MINUTES_PER_GB = 0.38
+# --jobs 2 at 3.4 s against 6.1 s gives s = 0.1 for 4 equal tables. One job copies and indexes a
+# table alone, so s is at least the largest table's share of the data: assumed a quarter.
+RESTORE_SERIAL_SHARE = 0.25
 # Export, one stream: pg_dump plain piped through gzip -6 dumped 219 MB (1.6 million rows, 4 tables)
 # in 11.2 s, 0.85 min/GB (PostgreSQL 18, median of 3, README "Performance"). pg_dump --jobs 2 took
 # the same 10.6 s as --jobs 1 there, but on 2 cores under a load average of 6 to 8 no job count can
@@ -63,9 +65,10 @@ def _amdahl(serial_share: float, jobs: int) -> float:
 
 def restore_minutes(export_format: ExportFormat, database_gb: float, vcpus: int) -> float:
     """Expected minutes to restore an export of a `database_gb` database into `vcpus` vCPUs."""
-    stream = database_gb * REPLAY_MINUTES_PER_GB
     if export_format == "parallel":
-        stream *= _amdahl(RESTORE_SERIAL_SHARE, vcpus)
+        stream = database_gb * PG_RESTORE_MINUTES_PER_GB * _amdahl(RESTORE_SERIAL_SHARE, vcpus)
+    else:
+        stream = database_gb * REPLAY_MINUTES_PER_GB
     return FIXED_RESTORE_MINUTES + stream
 
 
