@@ -78,6 +78,8 @@ def build_stack(s: StackSettings) -> None:
             schedule=s.export_schedule,
             time_zone=s.export_time_zone,
             offload=s.export_offload,
+            export_format=s.export_format,
+            threads=s.export_threads,
             timeout_hours=s.export_timeout_hours,
             max_retries=s.export_max_retries,
             image=s.export_image,
@@ -219,6 +221,8 @@ def build_stack(s: StackSettings) -> None:
     pulumi.export("export_scheduler_job_name", export.scheduler_job.name)
     pulumi.export("export_databases", list(s.export_databases))
     pulumi.export("export_offload", s.export_offload)
+    pulumi.export("export_format", s.export_format)
+    pulumi.export("export_threads", s.export_threads)
     # What the post-deploy smoke test (ops/smoke) checks exists.
     watched_alerts.append(pulumi.Output.all(read_audit.alert.name))
     pulumi.export(

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import rto_model
 from .database import BackupSchedule, InstanceShape, MaintenanceWindow, NetworkAccess
 
 PROJECT_NAMESPACE = "cloudsql-backups"
@@ -376,6 +377,12 @@ class StackSettings(BaseModel):
     export_schedule: Cron = "0 23 * * *"
     export_time_zone: TimeZone = "Etc/UTC"
     export_offload: StrictBool = False
+    # sql.gz: one gzip SQL file per database; parallel: a pg_dump directory dump written with
+    # `gcloud sql export sql --parallel` (README "Performance"). Threads 0: Cloud SQL's default.
+    export_format: Literal["sql.gz", "parallel"] = "sql.gz"
+    export_threads: int = Field(default=0, ge=0, le=max(PERF_OPTIMIZED_VCPUS))
+    # The restore time the stack must fit; preview warns when the model predicts more.
+    target_rto_minutes: int = Field(default=240, ge=15, le=10080)
     export_timeout_hours: int = Field(default=6, ge=1, le=CLOUD_RUN_MAX_TIMEOUT_HOURS)
     export_max_retries: int = Field(default=1, ge=0, le=10)
     # Google keeps Cloud SDK image versions for one year: move this pin forward at least yearly.
@@ -476,6 +483,7 @@ class StackSettings(BaseModel):
                 _staleness_exceeds_export_interval,
                 _export_outside_backup_window,
                 _export_outside_maintenance_window,
+                _export_threads_fit,
             )
             if (problem := check(self)) is not None
         ]
@@ -502,12 +510,61 @@ class StackSettings(BaseModel):
                 f"{PROJECT_NAMESPACE}:export_retention_mode = Unlocked: anyone with "
                 "storage.objects.overrideUnlockedRetention can still delete prod exports early; use Locked."
             )
+        found += [
+            warning
+            for warning in (self._rto_warning(), self._export_time_warning())
+            if warning is not None
+        ]
         if self.is_prod and not self.backup_vault_enabled:
             found.append(
                 f"{PROJECT_NAMESPACE}:backup_vault_enabled = false: prod's automated backups can be "
                 "deleted with the project; see README 'Vaulted backups'."
             )
         return found
+
+    @property
+    def vcpus(self) -> int:
+        return rto_model.tier_vcpus(self.tier)
+
+    @property
+    def expected_database_gb(self) -> float:
+        """The largest database the disk holds before the disk alert fires."""
+        return self.disk_size_gb * self.disk_utilization_alert_percent / 100
+
+    def _export_time_warning(self) -> str | None:
+        """The export of a database filling the disk should fit the task timeout."""
+        database_gb = self.expected_database_gb
+        minutes = rto_model.export_minutes(
+            self.export_format, database_gb, self.vcpus, self.export_threads
+        )
+        if minutes <= self.export_timeout_hours * 60:
+            return None
+        faster = ""
+        if self.export_format == "sql.gz":
+            parallel = rto_model.export_minutes("parallel", database_gb, self.vcpus)
+            faster = f"; export_format = parallel is expected to take {parallel:.0f} min"
+        return (
+            f"{PROJECT_NAMESPACE}:export_timeout_hours = {self.export_timeout_hours}: exporting a "
+            f"{database_gb:g} GB database as {self.export_format} is expected to take {minutes:.0f} min "
+            f"(README 'Performance'){faster}."
+        )
+
+    def _rto_warning(self) -> str | None:
+        expected = rto_model.estimate(self.expected_database_gb, self.vcpus)
+        minutes = expected.minutes[self.export_format]
+        if minutes <= self.target_rto_minutes:
+            return None
+        size = f"{expected.database_gb:g} GB ({self.disk_utilization_alert_percent} % of disk_size_gb = {self.disk_size_gb})"
+        advice = (
+            f"use {PROJECT_NAMESPACE}:export_format = parallel (expected {expected.minutes['parallel']:.0f} min)"
+            if expected.fastest != self.export_format
+            else "a larger tier (more vCPUs for pg_restore --jobs), a point-in-time clone instead of an import, or a higher target"
+        )
+        return (
+            f"{PROJECT_NAMESPACE}:target_rto_minutes = {self.target_rto_minutes}: restoring a {size} database "
+            f"from its {self.export_format} export is expected to take {minutes:.0f} min on {self.vcpus} vCPU(s) "
+            f"(README 'Performance'); {advice}."
+        )
 
     @property
     def vault_project(self) -> str:
@@ -560,6 +617,23 @@ def _environment_matches_stack(s: StackSettings, stack: str) -> str | None:
         "allowed: the stack's name or the part of it before the first '-' (a stack named 'prod' "
         "or 'prod-eu' says prod, 'staging' or 'staging-2' says staging)"
     )
+
+
+def _export_threads_fit(s: StackSettings) -> str | None:
+    """Threads mean pg_dump --jobs of a parallel export: nothing else reads them, and each job is a
+    process and a connection on the instance (pg_dump opens jobs + 1 connections), so more jobs
+    than the instance's vCPUs only compete with each other and with the application."""
+    if s.export_threads and s.export_format != "parallel":
+        return (
+            f"{PROJECT_NAMESPACE}:export_threads = {s.export_threads} needs export_format = parallel "
+            f"(export_format is {s.export_format!r}): allowed: 0 with sql.gz, or set export_format = parallel"
+        )
+    if s.export_threads > s.vcpus:
+        return (
+            f"{PROJECT_NAMESPACE}:export_threads = {s.export_threads} is more than the {s.vcpus} vCPU(s) of "
+            f"tier {s.tier!r}: allowed: 0 (Cloud SQL's default) or 1 to {s.vcpus}"
+        )
+    return None
 
 
 def _edition_fits_tier(s: StackSettings) -> str | None:

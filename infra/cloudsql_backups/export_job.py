@@ -66,6 +66,9 @@ class ExportJobArgs:
     schedule: str
     time_zone: str
     offload: bool
+    # sql.gz or parallel (a pg_dump directory dump); threads 0: Cloud SQL's default count.
+    export_format: str
+    threads: int
     timeout_hours: int
     max_retries: int
     image: str
@@ -300,12 +303,16 @@ def _export_env(args: ExportJobArgs) -> list[gcp.cloudrunv2.JobTemplateTemplateC
         "EXPORT_BUCKET": args.bucket_name,
         "EXPORT_DATABASES": ",".join(args.databases),
         "EXPORT_OFFLOAD": "true" if args.offload else "false",
+        "EXPORT_FORMAT": args.export_format,
         # The script splits the task timeout itself (retries, wait, verification, last log lines)
         # and refuses settings that cannot fit, so it always logs its result before Cloud Run stops it.
         "EXPORT_TASK_TIMEOUT_SECONDS": str(args.timeout_hours * 3600),
         "EXPORT_RETENTION_MODE": args.retention_mode,
         "EXPORT_RETENTION_DAYS": str(args.retention_days),
     }
+    if args.threads:
+        # Unset: Cloud SQL picks the count (`gcloud sql export sql --help`, --threads).
+        values["EXPORT_THREADS"] = str(args.threads)
     return [
         gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgs(name=k, value=v)
         for k, v in values.items()

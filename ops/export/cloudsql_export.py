@@ -1,18 +1,23 @@
-"""Logical export of Cloud SQL for PostgreSQL databases to Cloud Storage, one gzip SQL dump each.
+"""Logical export of Cloud SQL for PostgreSQL databases to Cloud Storage: per database one gzip SQL
+dump (EXPORT_FORMAT=sql.gz) or one pg_dump directory dump written in parallel (EXPORT_FORMAT=parallel).
 
 The scheduled Cloud Run job runs this file as `python3 -c <contents>` in Google's Cloud SDK image,
 and `make export STACK=...` runs the very same file by hand. So it is ONE self-contained file:
 Python 3.9+, standard library only, talking to Google exclusively through the `gcloud` CLI.
 
 Per database, in order, trying every database even when one fails:
-  1. pick gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz and refuse to reuse a name
-     (when the name cannot be checked, export anyway: Cloud SQL itself never overwrites);
-  2. start `gcloud sql export sql --async`, retrying with exponential backoff while the instance
+  1. pick gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz (or, parallel, the folder
+     .../YYYYMMDDTHHMMSSZ) and refuse to reuse a name (when the name cannot be checked, export
+     anyway: Cloud SQL itself never overwrites);
+  2. start `gcloud sql export sql --async` (parallel: `--parallel [--threads=N]`), retrying with
+     exponential backoff while the instance
      is busy with another operation (HTTP 409); never retrying permission or missing-database errors;
   3. wait for the operation with `gcloud sql operations wait --timeout`;
   4. verify the dump: stream the object (`gcloud storage cat`) through a gzip decompressor to its
-     end and check pg_dump's plain-format header and completion line;
-  4b. with EXPORT_RETENTION_MODE Locked or Unlocked, set the verified dump's retain-until to its export
+     end and check pg_dump's plain-format header and completion line; for a directory dump, list
+     the folder, parse its toc.dat and read every data file it names to its end (see
+     verify_directory_export);
+  4b. with EXPORT_RETENTION_MODE Locked or Unlocked, set the verified dump's (every file's) retain-until to its export
      time + EXPORT_RETENTION_DAYS (Object Retention Lock), so nobody can delete it earlier;
   5. print one JSON line to stdout (Cloud Logging turns it into jsonPayload).
 A final JSON line summarises the run. Human-readable progress goes to stderr.
@@ -50,6 +55,19 @@ from typing import Any, NoReturn, Protocol
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
 EXIT_INVALID_SETTINGS = 2
+
+# sql.gz: one plain pg_dump, gzip-compressed. parallel: `gcloud sql export sql --parallel` runs
+# pg_dump --jobs into a folder, a directory-format dump ("The gcloud sql export function with the
+# --parallel flag uses the pg_dump utility with the --jobs option";
+# https://cloud.google.com/sql/docs/postgres/import-export/import-export-parallel).
+FORMAT_SQL_GZ = "sql.gz"
+FORMAT_PARALLEL = "parallel"
+EXPORT_FORMATS = (FORMAT_SQL_GZ, FORMAT_PARALLEL)
+_FORMAT_ALLOWED = "sql.gz (one gzip SQL file) or parallel (a pg_dump directory dump in a folder)"
+# gcloud parses --threads as any integer or `unlimited` (flags.AddThreadsArgument:
+# arg_parsers.BoundedInt(unlimited=True), no bounds) and Google documents no maximum; the stack
+# configuration caps it at the instance's vCPUs. 1024 is only a sanity limit.
+MAX_THREADS = 1024
 
 DATABASE_EVENT = "cloudsql_export"
 RUN_EVENT = "cloudsql_export_run"
@@ -150,6 +168,13 @@ class Settings:
     gcloud: str
     retention_mode: str
     retention_days: int
+    export_format: str = FORMAT_SQL_GZ
+    # pg_dump --jobs of a parallel export; None: Cloud SQL's default thread count.
+    threads: int | None = None
+
+    @property
+    def parallel(self) -> bool:
+        return self.export_format == FORMAT_PARALLEL
 
     @property
     def budget(self) -> DatabaseBudget:
@@ -248,6 +273,12 @@ def _parse_gcloud(value: str) -> object:
     return resolved
 
 
+def _parse_format(value: str) -> object:
+    if value.strip() not in EXPORT_FORMATS:
+        raise _InvalidValueError(_FORMAT_ALLOWED)
+    return value.strip()
+
+
 # Object Retention Lock modes (`gcloud storage objects update --retention-mode`); none: not set.
 RETENTION_MODES = ("Locked", "Unlocked", "none")
 _RETENTION_MODE_ALLOWED = "Locked, Unlocked or none (the bucket has no object retention)"
@@ -313,6 +344,16 @@ _OPTIONS = (
         "the path of the gcloud executable, or a name found on PATH",
         _parse_gcloud,
         "gcloud",
+    ),
+    _Option("export_format", "EXPORT_FORMAT", "--format", _FORMAT_ALLOWED, _parse_format, "sql.gz"),
+    _Option(
+        "threads",
+        "EXPORT_THREADS",
+        "--threads",
+        f"unset (Cloud SQL's default thread count), or a whole number from 1 to {MAX_THREADS}; "
+        "only with EXPORT_FORMAT=parallel",
+        _bounded_int(1, MAX_THREADS),
+        optional=True,
     ),
     _Option(
         "retention_mode",
@@ -398,10 +439,20 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
                 f"{option.env} ({option.flag}) = {raw!r} is invalid; allowed: {invalid}"
             )
     if not problems:
-        problems += _budget_problems(values)
+        problems += _budget_problems(values) + _format_problems(values)
     if problems:
         raise SettingsError("\n".join(problems))
     return Settings(**values)  # type: ignore[arg-type]  # every field was parsed above
+
+
+def _format_problems(values: Mapping[str, Any]) -> list[str]:
+    """A thread count only means something for a parallel export: never ignore it silently."""
+    if values["threads"] is not None and values["export_format"] != FORMAT_PARALLEL:
+        return [
+            f"EXPORT_THREADS (--threads) = '{values['threads']}' is invalid with EXPORT_FORMAT = "
+            f"{values['export_format']!r}; allowed: unset, or set EXPORT_FORMAT=parallel"
+        ]
+    return []
 
 
 def _budget_problems(values: Mapping[str, Any]) -> list[str]:
@@ -637,14 +688,32 @@ class Gcloud:
         return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
     def start_export(
-        self, instance: str, uri: str, database: str, offload: bool, timeout: float
+        self, settings: Settings, uri: str, database: str, timeout: float
     ) -> CommandResult:
-        arguments = ["sql", "export", "sql", instance, uri, f"--database={database}"]
+        """`sql export sql`; parallel: `--parallel [--threads=N]` into the folder `uri`
+        (`gcloud sql export sql --help`: "--parallel Perform a parallel export", "--threads ...
+        If --parallel is specified and this flag is not provided, Cloud SQL uses a default
+        thread count")."""
+        arguments = ["sql", "export", "sql", settings.instance, uri, f"--database={database}"]
         arguments.append(f"--project={self._project}")
-        if offload:
+        if settings.offload:
             arguments.append("--offload")
+        if settings.parallel:
+            arguments.append("--parallel")
+            if settings.threads is not None:
+                arguments.append(f"--threads={settings.threads}")
         arguments += ["--async", "--format=json"]
         return self._run(self._argv(arguments), timeout)
+
+    def list_objects(self, pattern: str, timeout: float) -> CommandResult:
+        """Objects matching `pattern` (a `**` wildcard lists a folder's objects at any depth), as a
+        JSON list with each object's `name` and `size`; `[]` when nothing matches
+        (`gcloud storage objects list --help`; list.py iterates with error_on_missing_key=False).
+        In a versioned bucket the list also holds noncurrent versions (list.py's default
+        object_state LIVE_AND_NONCURRENT): a name listed only as noncurrent is then read with
+        `storage cat`, which reads live objects only, and fails as gone."""
+        arguments = ["storage", "objects", "list", pattern, f"--project={self._project}"]
+        return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
     def wait_for_operation(
         self, operation: str, timeout_seconds: int, process_timeout: float
@@ -666,9 +735,10 @@ class Gcloud:
         return self._stream(self._argv(arguments), consume, timeout)
 
     def set_retention(
-        self, uri: str, retain_until: str, mode: str, timeout: float
+        self, uris: Sequence[str], retain_until: str, mode: str, timeout: float
     ) -> CommandResult:
-        arguments = ["storage", "objects", "update", uri, f"--project={self._project}"]
+        """One `objects update` for several objects (it takes `URL ...`)."""
+        arguments = ["storage", "objects", "update", *uris, f"--project={self._project}"]
         arguments += [f"--retain-until={retain_until}", f"--retention-mode={mode}"]
         return self._run(self._argv([*arguments, "--format=json"]), timeout)
 
@@ -728,13 +798,44 @@ class DumpInvalidError(Exception):
 class VerifiedDump:
     """What verification proved about one exported object."""
 
-    compressed_bytes: int  # the object's size, as read
-    uncompressed_bytes: int  # the SQL script's size
+    compressed_bytes: int  # the object's size, as read (a directory dump: all its files)
+    uncompressed_bytes: int  # the SQL script's size (a directory dump: its files' contents)
     seconds: float  # how long reading and checking took
+    # A directory dump's verified objects (toc.dat first); empty for a single .sql.gz object.
+    files: tuple[str, ...] = ()
 
 
 def _preview(data: bytes) -> str:
     return repr(bytes(data[:40]))
+
+
+class GzipMembers:
+    """Decompresses gzip members one after the other, as `gzip -d` does (CRC and length checked
+    by zlib), handing `sink` at most INFLATE_STEP_BYTES at a time so that a highly compressible
+    stream never expands into memory at once. Raises zlib.error for corrupt data and
+    DumpInvalidError for anything but another member after one ends."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing only
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._inflater.eof)
+
+    def inflate(self, data: bytes, sink: Callable[[bytes], None]) -> None:
+        while data:
+            sink(self._inflater.decompress(data, INFLATE_STEP_BYTES))
+            data = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                # One gzip member ended; what follows must be another member.
+                data = self._inflater.unused_data + data
+                if not data:
+                    return
+                if not data.startswith(GZIP_MAGIC[: len(data)]):
+                    raise DumpInvalidError(
+                        f"data after the end of its gzip stream: {_preview(data)}"
+                    )
+                self._inflater = zlib.decompressobj(wbits=31)
 
 
 class DumpChecker:
@@ -746,7 +847,7 @@ class DumpChecker:
     def __init__(self) -> None:
         self.compressed_bytes = 0
         self.uncompressed_bytes = 0
-        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing only, CRC checked
+        self._inflater = GzipMembers()
         self._head = bytearray()
         self._tail = b""
         self._header_checked = False
@@ -773,26 +874,15 @@ class DumpChecker:
         raise DumpInvalidError(f"the object is {kind}: it starts with {_preview(first)}")
 
     def _inflate(self, data: bytes) -> None:
-        while data:
-            try:
-                output = self._inflater.decompress(data, INFLATE_STEP_BYTES)
-            except zlib.error as error:
-                raise DumpInvalidError(
-                    f"the object is not valid gzip data after {self.compressed_bytes} compressed "
-                    f"bytes: {error}"
-                ) from None
-            self._take(output)
-            data = self._inflater.unconsumed_tail
-            if self._inflater.eof:
-                # One gzip member ended; what follows must be another member.
-                data = self._inflater.unused_data + data
-                if not data:
-                    return
-                if not data.startswith(GZIP_MAGIC[: len(data)]):
-                    raise DumpInvalidError(
-                        f"the object has data after the end of its gzip stream: {_preview(data)}"
-                    )
-                self._inflater = zlib.decompressobj(wbits=31)
+        try:
+            self._inflater.inflate(data, self._take)
+        except zlib.error as error:
+            raise DumpInvalidError(
+                f"the object is not valid gzip data after {self.compressed_bytes} compressed "
+                f"bytes: {error}"
+            ) from None
+        except DumpInvalidError as invalid:
+            raise DumpInvalidError(f"the object has {invalid}") from None
 
     def _take(self, output: bytes) -> None:
         if not output:
@@ -882,6 +972,393 @@ def verify_export(
 
 
 # --------------------------------------------------------------------------------------------
+# Verification of a directory dump (EXPORT_FORMAT=parallel): toc.dat and every file it names
+# --------------------------------------------------------------------------------------------
+
+# pg_dump's directory format: "a directory with one file for each table and large object being
+# dumped, plus a so-called Table of Contents file" named toc.dat; data files are compressed with
+# gzip by default (NNNN.dat.gz) and pg_restore opens NAME, else NAME.gz
+# (https://www.postgresql.org/docs/current/app-pgdump.html, src/bin/pg_dump/pg_backup_directory.c).
+TOC_FILE = "toc.dat"
+# "Files that you export in parallel from Cloud SQL are compressed twice"
+# (https://cloud.google.com/sql/docs/postgres/import-export/import-export-parallel): each file may
+# carry up to two gzip layers, which verification undoes (checking every CRC) before looking inside.
+MAX_GZIP_LAYERS = 2
+# toc.dat and a blobs_N.toc are read into memory to be parsed; a TOC this large is not plausible.
+MAX_TOC_BYTES = 256 << 20
+# pg_dump ends each table's COPY data with this (pg_dump.c dumpTableData_copy; a real pg_dump 18
+# directory dump in tests/export/test_real_pg_dump.py): without it, a data file was cut short.
+COPY_DATA_END = b"\\.\n\n\n"
+# toc.dat's header (pg_backup_archiver.c WriteHead): "PGDMP", version major/minor/revision bytes,
+# integer size, offset size, format; a directory dump writes the tar format code 3 in its toc.dat
+# (pg_backup_directory.c _CloseArchive: the directory format is compatible with tar's).
+TOC_FORMAT_CODE = 3
+# Archive versions whose TOC layout this reader knows: 1.12 (PostgreSQL 11) to 1.16 (17 and 18);
+# 1.14 added tableam, 1.15 a compression byte instead of an int, 1.16 relkind.
+TOC_MINOR_VERSIONS = range(12, 17)
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One entry of a directory dump's table of contents, as far as verification needs it."""
+
+    dump_id: int
+    desc: str  # "TABLE DATA", "BLOBS", "SEQUENCE SET", ...
+    tag: str
+    namespace: str | None
+    copy_stmt: str | None
+    filename: str | None  # the data file (without compression suffix); None: no data
+
+    @property
+    def label(self) -> str:
+        name = f"{self.namespace}.{self.tag}" if self.namespace else self.tag
+        return f"{self.desc} {name}"
+
+
+class _TocReader:
+    """pg_dump's archive primitives (pg_backup_archiver.c ReadInt/ReadStr): an int is a sign byte
+    then `int_size` bytes, least significant first; a string is an int length (-1: NULL) then
+    that many bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._position = 0
+        self.int_size = 4
+
+    def take(self, count: int) -> bytes:
+        end = self._position + count
+        if count < 0 or end > len(self._data):
+            raise DumpInvalidError(
+                f"{TOC_FILE} ends early, at byte {len(self._data)}: the table of contents is cut short"
+            )
+        chunk = self._data[self._position : end]
+        self._position = end
+        return chunk
+
+    def byte(self) -> int:
+        return self.take(1)[0]
+
+    def integer(self) -> int:
+        negative = self.byte()
+        value = int.from_bytes(self.take(self.int_size), "little")
+        return -value if negative else value
+
+    def text(self) -> str | None:
+        length = self.integer()
+        if length < 0:
+            return None
+        return self.take(length).decode("utf-8", errors="replace")
+
+
+def _read_toc_header(reader: _TocReader) -> int:
+    """Check the archive header; return the archive's minor version."""
+    if reader.take(5) != CUSTOM_FORMAT_MAGIC:
+        raise DumpInvalidError(f"{TOC_FILE} does not start with pg_dump's archive magic PGDMP")
+    major, minor, _revision = reader.byte(), reader.byte(), reader.byte()
+    if major != 1 or minor not in TOC_MINOR_VERSIONS:
+        raise DumpInvalidError(
+            f"{TOC_FILE} is archive version {major}.{minor}, which this script cannot read "
+            f"(it reads 1.{TOC_MINOR_VERSIONS[0]} to 1.{TOC_MINOR_VERSIONS[-1]})"
+        )
+    reader.int_size = reader.byte()
+    if reader.int_size not in (4, 8):
+        raise DumpInvalidError(f"{TOC_FILE} claims {reader.int_size}-byte integers: it is corrupt")
+    reader.byte()  # offset size
+    archive_format = reader.byte()
+    if archive_format != TOC_FORMAT_CODE:
+        raise DumpInvalidError(
+            f"{TOC_FILE} has archive format code {archive_format}, not a directory dump's "
+            f"{TOC_FORMAT_CODE}"
+        )
+    if minor >= 15:
+        reader.byte()  # compression algorithm
+    else:
+        reader.integer()  # compression level
+    for _ in range(7):  # creation time: sec, min, hour, mday, mon, year, isdst
+        reader.integer()
+    for _ in range(3):  # database name, server version, pg_dump version
+        reader.text()
+    return minor
+
+
+def _read_toc_entry(reader: _TocReader, minor: int) -> TocEntry:
+    """One entry, in pg_backup_archiver.c ReadToc's order, then the directory format's file name
+    (pg_backup_directory.c _ReadExtraToc; empty: no file)."""
+    dump_id = reader.integer()
+    if dump_id <= 0:
+        raise DumpInvalidError(
+            f"{TOC_FILE} has entry ID {dump_id}: the table of contents is corrupt"
+        )
+    reader.integer()  # had a data dumper
+    reader.text()  # table OID
+    reader.text()  # OID
+    tag = reader.text() or ""
+    desc = reader.text() or ""
+    reader.integer()  # section
+    reader.text()  # definition
+    reader.text()  # drop statement
+    copy_stmt = reader.text()
+    namespace = reader.text()
+    reader.text()  # tablespace
+    if minor >= 14:
+        reader.text()  # table access method
+    if minor >= 16:
+        reader.integer()  # relkind
+    reader.text()  # owner
+    reader.text()  # "false" (WITH OIDS)
+    while reader.text() is not None:  # dependencies, ended by a NULL string
+        pass
+    filename = reader.text() or None
+    return TocEntry(dump_id, desc, tag, namespace, copy_stmt, filename)
+
+
+def parse_toc(data: bytes) -> list[TocEntry]:
+    """The entries of a directory dump's toc.dat; DumpInvalidError if it is not a whole one."""
+    reader = _TocReader(data)
+    minor = _read_toc_header(reader)
+    count = reader.integer()
+    if count < 0:
+        raise DumpInvalidError(f"{TOC_FILE} claims {count} entries: it is corrupt")
+    return [_read_toc_entry(reader, minor) for _ in range(count)]
+
+
+class GzipLayers:
+    """Undoes up to `layers` gzip layers of a byte stream as it arrives (several members in a row
+    are fine, CRC and length checked by zlib) and hands the innermost bytes to `sink`. Bytes that
+    do not start with the gzip magic pass through as they are."""
+
+    def __init__(self, sink: Callable[[bytes], None], layers: int = MAX_GZIP_LAYERS) -> None:
+        self._sink = sink
+        self._layers = layers
+        self._head = b""
+        self._decided = False
+        self._inflater = GzipMembers()
+        self._inner: GzipLayers | None = None
+
+    def feed(self, data: bytes) -> None:
+        if not self._decided:
+            self._head += data
+            if len(self._head) < len(GZIP_MAGIC):
+                return
+            data, self._head = self._head, b""
+            self._decided = True
+            if self._layers > 0 and data.startswith(GZIP_MAGIC):
+                self._inflater = GzipMembers()
+                self._inner = GzipLayers(self._sink, self._layers - 1)
+        if self._inner is None:
+            if data:
+                self._sink(data)
+            return
+        self._inflate(data)
+
+    def _inflate(self, data: bytes) -> None:
+        assert self._inner is not None
+        try:
+            self._inflater.inflate(data, self._inner.feed)
+        except zlib.error as error:
+            raise DumpInvalidError(f"invalid gzip data: {error}") from None
+
+    def finish(self) -> None:
+        """After the last byte: every gzip layer ended where its stream says it ends."""
+        if not self._decided:
+            self._decided = True
+            if self._head:
+                self._sink(self._head)
+            return
+        if self._inner is None:
+            return
+        if not self._inflater.eof:
+            raise DumpInvalidError("the gzip data ends early: the file is truncated")
+        self._inner.finish()
+
+
+class _FileContent:
+    """What a data file decompressed to: its size, its last bytes, and (if kept) everything."""
+
+    def __init__(self, keep: bool) -> None:
+        self.size = 0
+        self.tail = b""
+        self.kept: bytearray | None = bytearray() if keep else None
+
+    def __call__(self, data: bytes) -> None:
+        self.size += len(data)
+        self.tail = (self.tail + data[-len(COPY_DATA_END) :])[-len(COPY_DATA_END) :]
+        if self.kept is not None:
+            if len(self.kept) + len(data) > MAX_TOC_BYTES:
+                raise DumpInvalidError(f"it is larger than {MAX_TOC_BYTES} bytes")
+            self.kept += data
+
+
+@dataclass
+class _DirectoryRead:
+    """Progress of reading a directory dump: what was read and verified so far."""
+
+    folder: str
+    until: float
+    monotonic: Callable[[], float]
+    stored: Mapping[str, int]  # object names relative to the folder -> size, from the listing
+    stream: Callable[[str, Callable[[bytes], None], float], CommandResult]
+    read_bytes: int = 0
+    content_bytes: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def folder_objects(result: CommandResult, folder: str) -> dict[str, int]:
+    """`objects list --format=json` output -> {name relative to the folder: size}."""
+    payload = parse_json_output(result)
+    if not isinstance(payload, list):
+        raise ValueError("gcloud storage objects list printed no JSON list")
+    prefix = folder.removeprefix("gs://").partition("/")[2] + "/"
+    found: dict[str, int] = {}
+    for item in payload:
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and name.startswith(prefix):
+            found[name[len(prefix) :]] = int(item.get("size") or 0)
+    return found
+
+
+def _stored_name(name: str, stored: Mapping[str, int]) -> str | None:
+    """The object holding `name`: as named, else with .gz, in pg_restore's order."""
+    for candidate in (name, f"{name}.gz"):
+        if candidate in stored:
+            return candidate
+    return None
+
+
+def _read_file(read: _DirectoryRead, name: str, what: str, keep: bool) -> _FileContent:
+    """Stream one file of the folder through GzipLayers; ExportFailedError if it falls short."""
+    stored = _stored_name(name, read.stored)
+    if stored is None:
+        raise ExportFailedError(
+            f"verification of {read.folder}/ failed: {name} ({what}) is missing: the export did "
+            "not write every file its table of contents lists"
+        )
+    uri = f"{read.folder}/{stored}"
+    content = _FileContent(keep)
+    layers = GzipLayers(content)
+    counted = [0]
+
+    def consume(chunk: bytes) -> None:
+        counted[0] += len(chunk)
+        layers.feed(chunk)
+
+    started = read.monotonic()
+    try:
+        result = read.stream(uri, consume, read.until - started)
+        _check_read(result, uri, read.until - started, counted[0])
+        if counted[0] == 0:
+            raise DumpInvalidError("it is empty (0 bytes)")
+        layers.finish()
+    except DumpInvalidError as invalid:
+        raise ExportFailedError(
+            f"verification of {read.folder}/ failed: {stored} ({what}): {invalid}"
+        ) from None
+    read.read_bytes += counted[0]
+    read.content_bytes += content.size
+    read.files.append(uri)
+    return content
+
+
+def _check_read(result: CommandResult, uri: str, allowed: float, counted: int) -> None:
+    if result.timed_out:
+        raise ExportFailedError(
+            f"verification of {uri} did not finish within the {allowed:.0f} s left in this "
+            f"database's budget (read {counted} bytes so far); the export is kept but unverified"
+        )
+    if result.returncode != 0:
+        message = gcloud_error(result)
+        if _OBJECT_NOT_FOUND.search(message):
+            raise DumpInvalidError("it was listed but is gone")
+        hint = ""
+        if _PERMISSION_DENIED.search(message):
+            hint = "; the caller needs storage.objects.get on the bucket (see ops/export/README.md)"
+        raise ExportFailedError(
+            f"could not verify {uri}: reading it failed: {message}{hint}; the export is kept but "
+            "unverified"
+        )
+
+
+def _blob_files(content: _FileContent) -> list[str]:
+    """A blobs_N.toc lists one large object per line: "OID FILENAME" (pg_backup_directory.c)."""
+    text = bytes(content.kept or b"").decode("utf-8", errors="replace")
+    names = []
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise DumpInvalidError(f"unexpected line in a large-object list: {line[:80]!r}")
+        names.append(parts[1])
+    return names
+
+
+def list_folder(gcloud: Gcloud, folder: str, timeout: float) -> dict[str, int]:
+    """The folder's objects; ExportFailedError when it cannot be listed or is empty."""
+    result = gcloud.list_objects(f"{folder}/**", timeout)
+    if result.returncode != 0:
+        message = gcloud_error(result)
+        hint = ""
+        if _PERMISSION_DENIED.search(message):
+            hint = (
+                "; the caller needs storage.objects.list on the bucket (see ops/export/README.md)"
+            )
+        raise ExportFailedError(
+            f"could not verify {folder}/: listing it failed: {message}{hint}; the export is kept "
+            "but unverified"
+        )
+    try:
+        stored = folder_objects(result, folder)
+    except ValueError as error:
+        raise ExportFailedError(f"could not verify {folder}/: {error}") from None
+    if not stored:
+        raise ExportFailedError(f"export reported success but nothing was written under {folder}/")
+    return stored
+
+
+def verify_directory_export(
+    gcloud: Gcloud, folder: str, until: float, monotonic: Callable[[], float]
+) -> VerifiedDump:
+    """Prove the folder holds a whole pg_dump directory dump: toc.dat parses, and every file it
+    names (each table's data, each large object) is present, reads to its end through its gzip
+    layers, and each table's COPY data ends with pg_dump's end-of-data marker. Reading every file
+    costs what reading a .sql.gz costs (the same bytes), and is what catches one thread's file
+    missing or cut short; restoring is left to the drill."""
+    started = monotonic()
+    stored = list_folder(gcloud, folder, max(0.0, min(GCLOUD_CALL_SECONDS, until - started)))
+    read = _DirectoryRead(folder, until, monotonic, stored, gcloud.stream_object)
+    if _stored_name(TOC_FILE, stored) is None:
+        raise ExportFailedError(
+            f"verification of {folder}/ failed: it has no {TOC_FILE}, so it is not a pg_dump "
+            f"directory dump (it holds {', '.join(sorted(stored)[:5])})"
+        )
+    toc = _read_file(read, TOC_FILE, "the table of contents", keep=True)
+    try:
+        entries = parse_toc(bytes(toc.kept or b""))
+    except DumpInvalidError as invalid:
+        raise ExportFailedError(f"verification of {folder}/ failed: {invalid}") from None
+    for entry in entries:
+        if entry.filename is None:
+            continue
+        is_blob_list = entry.desc == "BLOBS"
+        content = _read_file(read, entry.filename, entry.label, keep=is_blob_list)
+        if entry.desc == "TABLE DATA" and entry.copy_stmt and content.tail != COPY_DATA_END:
+            raise ExportFailedError(
+                f"verification of {folder}/ failed: {entry.filename} ({entry.label}) does not end "
+                "with COPY's end-of-data line: the table's data was cut short"
+            )
+        if is_blob_list:
+            try:
+                blob_files = _blob_files(content)
+            except DumpInvalidError as invalid:
+                raise ExportFailedError(
+                    f"verification of {folder}/ failed: {entry.filename}: {invalid}"
+                ) from None
+            for name in blob_files:
+                _read_file(read, name, f"large object of {entry.label}", keep=False)
+    return VerifiedDump(
+        read.read_bytes, read.content_bytes, round(monotonic() - started, 3), tuple(read.files)
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # One database
 # --------------------------------------------------------------------------------------------
 
@@ -916,9 +1393,13 @@ SYSTEM_CLOCK = Clock(now=_utc_now, monotonic=time.monotonic, sleep=time.sleep)
 
 
 def object_uri(settings: Settings, database: str, now: datetime) -> str:
-    """gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz (.gz: Cloud SQL gzips)."""
+    """gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ.sql.gz (.gz: Cloud SQL gzips), or
+    for a parallel export the folder gs://BUCKET/cloudsql/INSTANCE/DATABASE/YYYYMMDDTHHMMSSZ
+    (the docs' destination is "gs://BUCKET_NAME/BUCKET_PATH/FOLDER",
+    https://cloud.google.com/sql/docs/postgres/import-export/import-export-parallel)."""
     stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")  # noqa: UP017 (Python 3.9)
-    return f"gs://{settings.bucket}/cloudsql/{settings.instance}/{database}/{stamp}.sql.gz"
+    folder = f"gs://{settings.bucket}/cloudsql/{settings.instance}/{database}/{stamp}"
+    return folder if settings.parallel else f"{folder}.sql.gz"
 
 
 def _permission_hint(settings: Settings) -> str:
@@ -941,6 +1422,9 @@ def check_name_free(settings: Settings, gcloud: Gcloud, run: DatabaseRun, timeou
     already exists, the request succeeds, but the operation fails",
     https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1beta4/operations), and
     verification then decides whether the database succeeded."""
+    if settings.parallel:
+        _check_folder_free(gcloud, run, timeout)
+        return
     result = gcloud.describe_object(run.uri, timeout)
     if result.returncode == 0:
         raise ExportFailedError(
@@ -949,8 +1433,30 @@ def check_name_free(settings: Settings, gcloud: Gcloud, run: DatabaseRun, timeou
     message = gcloud_error(result)
     if _OBJECT_NOT_FOUND.search(message):
         return
+    _skip_name_check(run, message)
+
+
+def _skip_name_check(run: DatabaseRun, message: str) -> None:
     run.name_check_skipped = f"could not check whether {run.uri} already exists: {message}"
     progress(f"{run.database}: {run.name_check_skipped}; exporting anyway")
+
+
+def _check_folder_free(gcloud: Gcloud, run: DatabaseRun, timeout: float) -> None:
+    """A parallel export's folder must hold nothing yet: never mix two dumps in one folder."""
+    result = gcloud.list_objects(f"{run.uri}/**", timeout)
+    if result.returncode != 0:
+        _skip_name_check(run, gcloud_error(result))
+        return
+    try:
+        taken = folder_objects(result, run.uri)
+    except ValueError as error:
+        _skip_name_check(run, str(error))
+        return
+    if taken:
+        raise ExportFailedError(
+            f"{run.uri}/ already holds {len(taken)} object(s) (such as {min(taken)}); refusing "
+            "to export into a folder that is not empty"
+        )
 
 
 def explain(settings: Settings, database: str, message: str) -> str | None:
@@ -979,11 +1485,7 @@ def start_export(
     for attempt in range(1, settings.max_attempts + 1):
         run.attempts = attempt
         result = gcloud.start_export(
-            settings.instance,
-            run.uri,
-            run.database,
-            settings.offload,
-            _call_timeout(until, clock.monotonic),
+            settings, run.uri, run.database, _call_timeout(until, clock.monotonic)
         )
         if result.returncode == 0:
             return _operation_name(result)
@@ -1134,6 +1636,11 @@ def _finished_after_failed_wait(
     return False
 
 
+# Objects per `gcloud storage objects update` call: keeps the command line short however many
+# tables a directory dump has.
+RETENTION_BATCH = 100
+
+
 def retain_until(uri: str, days: int) -> str:
     """Export time (the object name's stamp, taken before Cloud SQL writes it) + ``days``, RFC 3339.
 
@@ -1145,15 +1652,30 @@ def retain_until(uri: str, days: int) -> str:
     return (exported_at + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def lock_retention(settings: Settings, gcloud: Gcloud, uri: str, timeout: float) -> None:
-    """Give a verified dump its retain-until (Object Retention Lock); raises ExportFailedError."""
+def lock_retention(
+    settings: Settings,
+    gcloud: Gcloud,
+    run: DatabaseRun,
+    until_deadline: float,
+    monotonic: Callable[[], float],
+) -> None:
+    """Give a verified dump, every object of it, its retain-until (Object Retention Lock), in
+    batches of RETENTION_BATCH objects per `objects update`; raises ExportFailedError."""
     if settings.retention_mode == "none":
         return
+    uri = run.uri
     until = retain_until(uri, settings.retention_days)
-    result = gcloud.set_retention(uri, until, settings.retention_mode, timeout)
-    if result.returncode == 0:
-        progress(f"{uri}: retained ({settings.retention_mode}) until {until}")
-        return
+    objects = (run.verified.files if run.verified else ()) or (uri,)
+    for start in range(0, len(objects), RETENTION_BATCH):
+        batch = objects[start : start + RETENTION_BATCH]
+        timeout = _call_timeout(until_deadline, monotonic)
+        result = gcloud.set_retention(batch, until, settings.retention_mode, timeout)
+        if result.returncode != 0:
+            _retention_failed(settings, uri, until, result)
+    progress(f"{uri}: {len(objects)} object(s) retained ({settings.retention_mode}) until {until}")
+
+
+def _retention_failed(settings: Settings, uri: str, until: str, result: CommandResult) -> NoReturn:
     message = gcloud_error(result)
     hint = ""
     if _PERMISSION_DENIED.search(message):
@@ -1177,10 +1699,9 @@ def export_database(
     progress(f"{run.database}: export finished, verifying {run.uri}")
     # The retention call gets the last GCLOUD_CALL_SECONDS of the database's share.
     reserve = 0.0 if settings.retention_mode == "none" else GCLOUD_CALL_SECONDS
-    run.verified = verify_export(gcloud, run.uri, deadlines.verify_until - reserve, clock.monotonic)
-    lock_retention(
-        settings, gcloud, run.uri, _call_timeout(deadlines.verify_until, clock.monotonic)
-    )
+    verify = verify_directory_export if settings.parallel else verify_export
+    run.verified = verify(gcloud, run.uri, deadlines.verify_until - reserve, clock.monotonic)
+    lock_retention(settings, gcloud, run, deadlines.verify_until, clock.monotonic)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1205,9 +1726,10 @@ def database_record(
     """The per-database log line (field names are a contract: see ops/export/README.md)."""
     verified = run.verified if error is None else None
     if verified is not None:
+        what = f"directory dump of {len(verified.files)} files" if verified.files else "pg_dump"
         message = (
             f"Exported database {run.database} of {settings.instance} to {run.uri} "
-            f"({verified.compressed_bytes} bytes, verified: a complete pg_dump of "
+            f"({verified.compressed_bytes} bytes, verified: a complete {what} of "
             f"{verified.uncompressed_bytes} bytes)"
         )
     else:
@@ -1221,6 +1743,8 @@ def database_record(
         "instance": settings.instance,
         "database": run.database,
         "object": run.uri,
+        "format": settings.export_format,
+        "files": (len(verified.files) or 1) if verified else None,
         "bytes": verified.compressed_bytes if verified else None,
         "uncompressed_bytes": verified.uncompressed_bytes if verified else None,
         "verify_duration_s": verified.seconds if verified else None,

@@ -106,7 +106,24 @@ def export_arguments(outputs: Mapping[str, Any]) -> list[str]:
         f"--bucket={_text_output(outputs, 'backup_bucket_name')}",
         f"--databases={_databases_output(outputs)}",
         "--offload" if _offload_output(outputs) else "--no-offload",
+        *_format_arguments(outputs),
     ]
+
+
+def _format_arguments(outputs: Mapping[str, Any]) -> list[str]:
+    """--format/--threads as the stack's job runs them (a stack deployed before the outputs
+    existed exports sql.gz, as its job does)."""
+    if "export_format" not in outputs:
+        return []
+    arguments = [f"--format={_text_output(outputs, 'export_format')}"]
+    threads = outputs.get("export_threads", 0)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise StackOutputsError(
+            f"stack output 'export_threads' should be a whole number >= 0, got {threads!r}"
+        )
+    if threads:
+        arguments.append(f"--threads={threads}")
+    return arguments
 
 
 def build_argument_parser() -> argparse.ArgumentParser:

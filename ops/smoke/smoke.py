@@ -2,7 +2,8 @@
 
 1. Every alert policy the stack declares exists and is enabled; every log-based metric exists.
 2. The export job runs to success, and for each database there is one new, non-empty gzip object under
-   ``cloudsql/<instance>/<database>/`` that the script's own success line names, with the same size.
+   ``cloudsql/<instance>/<database>/`` that the script's own success line names, with the same size (a
+   parallel export: the folder it names, whose new files add up to that size).
 
 Each problem becomes one plain sentence in :class:`SmokeReport`; nothing stops at the first one, so one
 run tells an operator everything that is wrong.
@@ -252,11 +253,24 @@ def _named_object(
     if record is None:
         return None, f"no succeeded log line from the export script for it (new: {uris})"
     named = [stored for stored in new if stored.uri == record.get("object")]
+    if not named and record.get("format") == "parallel":
+        named = _folder(new, str(record.get("object")), bucket)
     if not named:
         return None, (
             f"the success line names {record.get('object')}, which is not among the new objects {uris}"
         )
     return named[0], ""
+
+
+def _folder(new: Sequence[StoredObject], folder_uri: str, bucket: str) -> list[StoredObject]:
+    """A parallel export's folder (its success line names the folder, ops/export/README.md) as
+    one entry: the new files under it, their sizes added up."""
+    files = [stored for stored in new if stored.uri.startswith(f"{folder_uri}/")]
+    if not files:
+        return []
+    name = folder_uri.removeprefix(f"gs://{bucket}/")
+    created = min(stored.time_created for stored in files)
+    return [StoredObject(bucket, name, sum(stored.size for stored in files), created)]
 
 
 def _content_problem(stored: StoredObject, record: dict[str, Any]) -> str:

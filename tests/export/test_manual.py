@@ -4,6 +4,7 @@ exit code through."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -144,3 +145,32 @@ def test_the_stack_is_required(gcloud: FakeGcloud, pulumi: FakePulumi) -> None:
     assert run.returncode == 2
     assert "--stack" in run.stderr
     assert pulumi.calls == []
+
+
+def test_a_parallel_stack_is_exported_in_parallel_by_hand_too(
+    gcloud: FakeGcloud, pulumi: FakePulumi, directory_dump: Path
+) -> None:
+    gcloud.export_writes_directory(directory_dump)
+    outputs = prod_outputs(export_format="parallel", export_threads=2, export_databases=["app"])
+    pulumi.set_stacks({"prod": outputs})
+
+    run = run_manual(["--stack", "prod"], pulumi.env(gcloud))
+
+    assert run.returncode == 0, run.stderr
+    (export,) = gcloud.calls("sql", "export", "sql")
+    assert "--parallel" in export
+    assert "--threads=2" in export
+    assert run.database_records[0]["format"] == "parallel"
+
+
+@pytest.mark.parametrize("threads", [-1, "2", True])
+def test_a_bad_threads_output_is_refused(
+    gcloud: FakeGcloud, pulumi: FakePulumi, threads: object
+) -> None:
+    pulumi.set_stacks({"prod": prod_outputs(export_format="parallel", export_threads=threads)})
+
+    run = run_manual(["--stack", "prod"], pulumi.env(gcloud))
+
+    assert run.returncode == 2
+    assert "stack output 'export_threads' should be a whole number >= 0" in run.stderr
+    assert gcloud.calls("sql") == []

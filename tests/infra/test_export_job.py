@@ -160,13 +160,14 @@ def test_environment_tells_the_script_what_to_export(stack: RenderedStack) -> No
         "EXPORT_BUCKET": setting(name, "backup_bucket_name"),
         "EXPORT_DATABASES": ",".join(setting(name, "export_databases")),
         "EXPORT_OFFLOAD": "false",
+        "EXPORT_FORMAT": setting(name, "export_format"),
         # The task timeout itself: the script budgets its retries, wait and verification in it.
         "EXPORT_TASK_TIMEOUT_SECONDS": str(hours * 3600),
         # Object Retention Lock on each verified dump (README "Retention-locked exports").
         "EXPORT_RETENTION_MODE": setting(name, "export_retention_mode"),
         "EXPORT_RETENTION_DAYS": setting(name, "backup_object_retention_days"),
     }
-    assert len(envs) == 8
+    assert len(envs) == 9
 
 
 def test_the_script_accepts_the_environment_the_job_sets(stack: RenderedStack) -> None:
@@ -443,3 +444,45 @@ def test_timeout_at_the_cloud_run_maximum_is_accepted() -> None:
     rendered = render("staging", preview=True, overrides={"export_timeout_hours": "168"})
     template = cloud_run_job(rendered).inputs["template"]["template"]
     assert template["timeout"] == "604800s"
+
+
+# -- Parallel export (directory dump) ---------------------------------------------------------
+
+
+def test_a_parallel_export_stack_tells_the_script_its_format_and_threads() -> None:
+    stack = render("staging", overrides={"export_format": "parallel", "export_threads": "2"})
+    env = {env["name"]: env["value"] for env in container(stack)["envs"]}
+
+    assert env["EXPORT_FORMAT"] == "parallel"
+    assert env["EXPORT_THREADS"] == "2"
+    settings = cloudsql_export.parse_settings([], {**env, "EXPORT_GCLOUD": sys.executable})
+    assert settings.parallel
+    assert settings.threads == 2
+
+
+def test_without_threads_the_script_lets_cloud_sql_choose() -> None:
+    stack = render("staging", overrides={"export_format": "parallel"})
+    env = {env["name"]: env["value"] for env in container(stack)["envs"]}
+
+    assert env["EXPORT_FORMAT"] == "parallel"
+    assert "EXPORT_THREADS" not in env
+
+
+def test_a_parallel_export_needs_no_wider_access_than_a_single_file() -> None:
+    """The instance's account writes the folder's files (objectAdmin covers the create, list and
+    delete a parallel export needs); the job's objectViewer lists the folder and reads each file
+    (roles/storage.objectViewer holds storage.objects.get and storage.objects.list)."""
+    single = render("staging", preview=False)
+    parallel = render("staging", preview=False, overrides={"export_format": "parallel"})
+
+    def bucket_roles(stack: RenderedStack) -> list[tuple[str, str]]:
+        return sorted(
+            (grant.member, grant.role)
+            for grant in grants(stack)
+            if grant.resource.type == BUCKET_IAM_MEMBER
+        )
+
+    assert bucket_roles(parallel) == bucket_roles(single)
+    who = identities(parallel)
+    assert (who.instance, "roles/storage.objectAdmin") in bucket_roles(parallel)
+    assert (who.job, "roles/storage.objectViewer") in bucket_roles(parallel)

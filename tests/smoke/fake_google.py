@@ -76,6 +76,8 @@ class FakeGoogle:
     unverified_for: set[str] = field(default_factory=set)
     no_log_for: set[str] = field(default_factory=set)
     log_bytes_off_by: int = 0
+    # Databases exported with EXPORT_FORMAT=parallel: a folder of files, its URI in the line.
+    parallel_for: set[str] = field(default_factory=set)
     # State.
     objects: dict[str, tuple[bytes, datetime]] = field(default_factory=dict)
     log_entries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -108,7 +110,18 @@ class FakeGoogle:
             content = gzip.compress(f"-- dump of {database}\n".encode())
             if database in self.empty_for:
                 content = b""
-            self.put_object(name, content, self.clock.now)
+            if database in self.parallel_for:
+                name = name.removesuffix(".sql.gz")
+                files = {
+                    "toc.dat": b"PGDMP" + bytes(60),
+                    "3001.dat.gz": content,
+                    "3002.dat.gz": content,
+                }
+                for file_name, file_content in files.items():
+                    self.put_object(f"{name}/{file_name}", file_content, self.clock.now)
+                content = b"".join(files.values())
+            else:
+                self.put_object(name, content, self.clock.now)
             if database in self.no_log_for:
                 continue
             record = {
@@ -119,6 +132,7 @@ class FakeGoogle:
                 "instance": self.instance,
                 "database": database,
                 "object": f"gs://{self.bucket}/{name}",
+                "format": "parallel" if database in self.parallel_for else "sql.gz",
                 "bytes": len(content) + self.log_bytes_off_by,
                 "uncompressed_bytes": 0 if database in self.unverified_for else 4096,
             }

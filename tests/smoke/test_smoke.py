@@ -238,3 +238,25 @@ def test_main_reads_the_outputs_of_the_named_stack_through_pulumi(
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert calls == [["stack", "output", "--json", "--stack", "staging"]]
     assert main(["--stack", "nope", "--pulumi", str(pulumi)], environ={}) == 2
+
+
+def test_a_parallel_export_passes_by_its_folder(google: FakeGoogle) -> None:
+    google.parallel_for = {"audit"}
+
+    report = smoke(google)
+
+    assert report.ok, report.failures
+    (line,) = [line for line in report.passed if line.startswith("database audit:")]
+    assert "/audit/" in line
+    assert ".sql.gz" not in line
+
+
+def test_a_parallel_export_whose_files_disagree_with_the_line_fails(google: FakeGoogle) -> None:
+    google.parallel_for = {"audit"}
+    google.log_bytes_off_by = 1
+
+    report = smoke(google)
+
+    assert any(
+        failure.startswith("database audit: the success line says") for failure in report.failures
+    ), report.failures
