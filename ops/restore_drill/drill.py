@@ -44,7 +44,6 @@ from ops.restore_drill.cloudsql import (
     wait_for_operation,
 )
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
-from ops.restore_drill.dump_file import inspect_dump
 from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
 from ops.restore_drill.health import HealthWait, healthy_at
 from ops.restore_drill.import_target import (
@@ -57,6 +56,7 @@ from ops.restore_drill.local_restore import (
     LocalRestoreRequest,
     RestoreError,
     drop_database,
+    dump_header,
     prepare_target,
     replay,
 )
@@ -298,19 +298,21 @@ def restore_local_file(
     request = LocalRestoreRequest(
         plan.dump, plan.server_conninfo, plan.database, plan.create_missing_roles
     )
-    with env.reporter.step(f"Inspect {plan.dump.name} (versions, roles)"):
-        dump = inspect_dump(plan.dump)
-    with env.reporter.step(f"Create database {plan.database} and the roles the dump needs"):
-        new_roles = prepare_target(request, dump, tools)
+    with env.reporter.step(f"Read the header of {plan.dump.name} (versions)"):
+        header = dump_header(plan.dump)
+    with env.reporter.step(f"Create database {plan.database}"):
+        existing_roles = prepare_target(request, header, tools)
     resources.register(
         f"Drop database {plan.database}",
         f"kept database {plan.database}",
         lambda: drop_database(plan.server_conninfo, plan.database),
     )
-    if new_roles:
-        env.reporter.note(f"created NOLOGIN roles: {', '.join(new_roles)}")
-    with env.reporter.step("Replay the dump with psql (single transaction, ON_ERROR_STOP)"):
-        replay(request, tools)
+    with env.reporter.step(
+        "Replay the dump with psql (single transaction, ON_ERROR_STOP, roles as they come)"
+    ):
+        replayed = replay(request, tools, existing_roles)
+    if replayed.created_roles:
+        env.reporter.note(f"created NOLOGIN roles: {', '.join(replayed.created_roles)}")
 
 
 # --- export -------------------------------------------------------------------------------------

@@ -72,20 +72,36 @@ def test_a_fresh_server_gets_the_cloud_sql_and_application_roles_as_nologin(
     assert can_login == dict.fromkeys(restored.created_roles, False)
 
 
-def test_missing_application_roles_stop_the_restore_before_anything_is_written(
+def test_missing_application_roles_stop_the_restore_and_leave_nothing_behind(
     servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
 ) -> None:
     dump = write_small_dump(
         "ghost.sql.gz",
         SMALL_DUMP_HEADER
-        + "CREATE TABLE public.t (id int);\nGRANT SELECT ON TABLE public.t TO ghost_role;\n",
+        + "CREATE TABLE public.t (id int);\n"
+        + "GRANT SELECT ON TABLE public.t TO cloudsqlghostadmin;\n"
+        + "GRANT SELECT ON TABLE public.t TO ghost_role;\n"
+        + "COPY public.t (id) FROM stdin;\n1\n\\.\n"
+        + "GRANT SELECT ON TABLE public.t TO other_ghost;\n",
     )
 
-    with pytest.raises(RestoreError, match=r"ghost_role.*--create-missing-roles"):
+    with pytest.raises(RestoreError, match=r"ghost_role, other_ghost\. .*--create-missing-roles"):
         restore_dump(LocalRestoreRequest(dump, servers.target, "ghost_db"), pg_tools)
 
     assert "ghost_db" not in database_names(servers.target)
-    assert "ghost_role" not in role_names(servers.target)
+    # The Cloud SQL role created before the refusal went with psql's uncommitted transaction.
+    assert not {"ghost_role", "other_ghost", "cloudsqlghostadmin"} & role_names(servers.target)
+
+
+def test_a_file_that_is_not_a_dump_is_refused_before_anything_is_created(
+    servers: Servers, pg_tools: PgTools, write_small_dump: Callable[[str, str], Path]
+) -> None:
+    dump = write_small_dump("notes.sql.gz", "CREATE TABLE public.t (id int);\n")
+
+    with pytest.raises(RestoreError, match="is not a pg_dump script"):
+        restore_dump(LocalRestoreRequest(dump, servers.target, "not_a_dump"), pg_tools)
+
+    assert "not_a_dump" not in database_names(servers.target)
 
 
 def test_cloud_sql_roles_are_created_without_asking(
