@@ -107,6 +107,7 @@ class DrillOptions:
     pg_bin_dir: Path | None
     restore_database: str | None
     keep_restored: bool
+    restore_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,14 @@ def local_file_plan(options: DrillOptions, now: datetime) -> LocalFilePlan:
         restore_point=stamp,
         create_missing_roles=options.create_missing_roles,
         keep_restored=options.keep_restored,
+        jobs=checked_jobs(options.restore_jobs),
     )
+
+
+def checked_jobs(jobs: int | None) -> int | None:
+    if jobs is not None and jobs < 1:
+        raise typer.BadParameter(f"{jobs}: allowed: 1 or more", param_hint="--restore-jobs")
+    return jobs
 
 
 def require_cloud(options: DrillOptions) -> tuple[str, str, str]:
@@ -239,6 +247,7 @@ def export_plan(options: DrillOptions, now: datetime) -> ExportPlan:
         app_roles=parse_roles(options.app_roles),
         export_interval=timedelta(hours=options.export_interval_hours),
         keep_restored=options.keep_restored,
+        import_threads=checked_jobs(options.restore_jobs),
     )
 
 
@@ -375,7 +384,10 @@ def main(
         str | None, typer.Option(help="export/pitr: Connect here instead (e.g. Auth Proxy).")
     ] = None,
     db_sslmode: Annotated[str, typer.Option(help="export/pitr: libpq sslmode.")] = "require",
-    dump: Annotated[Path | None, typer.Option(help="local-file: The .sql.gz export.")] = None,
+    dump: Annotated[
+        Path | None,
+        typer.Option(help="local-file: The .sql.gz export, or a parallel export's folder."),
+    ] = None,
     target_dsn: Annotated[
         str | None,
         typer.Option(
@@ -398,6 +410,13 @@ def main(
     keep_restored: Annotated[
         bool, typer.Option(help="Keep the restored database/instance instead of deleting it.")
     ] = False,
+    restore_jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Directory dumps: local-file: pg_restore --jobs (default: this machine's "
+            "cores); export: parallel import threads (default: the staging instance's vCPUs)."
+        ),
+    ] = None,
     data_description: Annotated[
         Path, typer.Option(help="TOML description of the data the checks are generated from.")
     ] = DESCRIPTION_PATH,
@@ -447,6 +466,7 @@ def main(
         pg_bin_dir,
         restore_database,
         keep_restored,
+        restore_jobs,
     )
     now = utc_now()
     plan = make_plan(options, now)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -138,10 +138,10 @@ def _major(pattern: re.Pattern[str], lines: list[str]) -> int | None:
     return None
 
 
-def _header_of(path: Path, lines: list[str]) -> DumpHeader:
+def _header_of(path: Path, lines: list[str], size_bytes: int | None = None) -> DumpHeader:
     return DumpHeader(
         path=path,
-        size_bytes=path.stat().st_size,
+        size_bytes=path.stat().st_size if size_bytes is None else size_bytes,
         dumped_from_major=_major(DUMPED_FROM, lines),
         dumped_by_major=_major(DUMPED_BY, lines),
         uses_restrict=any(line.startswith("\\restrict ") for line in lines),
@@ -167,22 +167,27 @@ def read_header(path: Path) -> DumpHeader:
 def inspect_dump(path: Path) -> DumpInfo:
     """Read the whole script once: header versions, \\restrict, and every role it names.
 
-    The drill itself does not call this (it finds the roles while replaying, see `RoleScanner`);
-    it stays for tools that want to know what a dump needs without restoring it.
+    The drill itself does not call this for plain dumps (it finds the roles while replaying, see
+    `RoleScanner`); it stays for tools that want to know what a dump needs without restoring it.
     """
+    with open_dump(path) as stream:
+        return scan_script(path, iter(partial(stream.read, CHUNK_BYTES), b""))
+
+
+def scan_script(path: Path, chunks: Iterable[bytes], size_bytes: int | None = None) -> DumpInfo:
+    """Header versions, \\restrict and roles of a plain script given in chunks."""
     scanner = RoleScanner()
     header_lines: list[str] = []
     pending = b""
-    with open_dump(path) as stream:
-        for chunk in iter(partial(stream.read, CHUNK_BYTES), b""):
-            block, pending = complete_lines(pending, chunk)
-            if len(header_lines) < HEADER_LINES:
-                header_lines.extend(_decoded_lines(block, HEADER_LINES - len(header_lines)))
-            scanner.scan(block)
-    if pending:
-        header_lines.extend(_decoded_lines(pending, HEADER_LINES - len(header_lines)))
-        scanner.scan(pending + b"\n")
-    return DumpInfo(**vars(_header_of(path, header_lines)), roles=frozenset(scanner.roles))
+    for chunk in chunks:
+        block, pending = complete_lines(pending, chunk)
+        if len(header_lines) < HEADER_LINES:
+            header_lines.extend(_decoded_lines(block, HEADER_LINES - len(header_lines)))
+        scanner.scan(block)
+    header_lines.extend(_decoded_lines(pending, HEADER_LINES - len(header_lines)))
+    scanner.scan(pending + b"\n")
+    header = _header_of(path, header_lines, size_bytes)
+    return DumpInfo(**vars(header), roles=frozenset(scanner.roles))
 
 
 def _decoded_lines(block: bytes, limit: int) -> list[str]:

@@ -19,7 +19,7 @@ behind. A refused role kills psql before it can commit, so the new database stay
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,8 +38,10 @@ from ops.restore_drill.dump_file import (
     open_dump,
     psql_understands_restrict,
     read_header,
+    scan_script,
 )
-from ops.restore_drill.pgtools import PgTools, with_database
+from ops.restore_drill.exports import TABLE_OF_CONTENTS
+from ops.restore_drill.pgtools import PgToolError, PgTools, with_database
 
 CLOUD_SQL_ROLE_PREFIX = "cloudsql"
 
@@ -179,18 +181,31 @@ def database_exists(conn: psycopg.Connection[TupleRow], database: str) -> bool:
     return row is not None
 
 
+def check_target(
+    conn: psycopg.Connection[TupleRow],
+    request: LocalRestoreRequest,
+    dump: DumpHeader,
+    tools: PgTools,
+) -> None:
+    check_versions(dump, server_major(conn), tools)
+    if database_exists(conn, request.database):
+        raise RestoreError(
+            f"database {request.database!r} already exists; a restore never overwrites data"
+        )
+
+
+def create_database(conn: psycopg.Connection[TupleRow], database: str) -> None:
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
 def prepare_target(
     request: LocalRestoreRequest, dump: DumpHeader, tools: PgTools
 ) -> frozenset[str]:
     """Check the target and create the empty database; return the roles the target has."""
     with psycopg.connect(request.server_conninfo, autocommit=True) as conn:
-        check_versions(dump, server_major(conn), tools)
-        if database_exists(conn, request.database):
-            raise RestoreError(
-                f"database {request.database!r} already exists; a restore never overwrites data"
-            )
+        check_target(conn, request, dump, tools)
         roles = existing_roles(conn)
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(request.database)))
+        create_database(conn, request.database)
     return roles
 
 
@@ -229,3 +244,67 @@ def drop_database(server_conninfo: str, database: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
+
+
+# --- directory-format dumps (parallel exports) ---------------------------------------------------
+
+
+def is_directory_dump(path: Path) -> bool:
+    return path.is_dir()
+
+
+def inspect_directory_dump(path: Path, tools: PgTools) -> DumpInfo:
+    """Versions and roles of a directory dump, from the SQL pg_restore would run without the
+    table data (`--schema-only`: small, and no server needed)."""
+    if not (path / TABLE_OF_CONTENTS).is_file():
+        raise RestoreError(
+            f"{path} has no {TABLE_OF_CONTENTS}: not a directory-format dump (pg_dump -Fd), "
+            "or an unfinished parallel export"
+        )
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    script = tools.archive_output(path, "--schema-only", "--file=-")
+    info = scan_script(path, script, size_bytes=size)
+    if info.dumped_from_major is None and info.dumped_by_major is None:
+        raise RestoreError(f"{path}: pg_restore shows no pg_dump header; not a pg_dump archive")
+    # pg_restore reads the archive itself: psql's \\restrict support does not matter here.
+    return replace(info, uses_restrict=False)
+
+
+def prepare_directory_target(
+    request: LocalRestoreRequest, dump: DumpInfo, tools: PgTools
+) -> tuple[str, ...]:
+    """Check the target, create the roles the dump may have and the empty database; return the
+    roles created. pg_restore --jobs cannot run in one transaction, so roles are created first
+    (and kept): a refused role stops everything before anything is written."""
+    with psycopg.connect(request.server_conninfo, autocommit=True) as conn:
+        check_target(conn, request, dump, tools)
+        roles = MissingRoles(existing_roles(conn), request.create_missing_roles)
+        creation = roles.creation_sql(set(dump.roles))
+        if roles.refused:
+            raise roles.refusal()
+        if creation:
+            conn.execute(creation)
+        create_database(conn, request.database)
+    return tuple(roles.created)
+
+
+def restore_directory(request: LocalRestoreRequest, tools: PgTools, jobs: int) -> str:
+    """pg_restore --jobs into the prepared database; return its connection string."""
+    database_conninfo = with_database(request.server_conninfo, request.database)
+    tools.restore_directory(database_conninfo, request.dump, jobs)
+    return database_conninfo
+
+
+def restore_directory_dump(
+    request: LocalRestoreRequest, tools: PgTools, jobs: int
+) -> LocalRestoreResult:
+    """Restore a directory-format dump into the new database `request.database` with
+    `pg_restore --jobs`; a failed restore drops the half-restored database."""
+    info = inspect_directory_dump(request.dump, tools)
+    created = prepare_directory_target(request, info, tools)
+    try:
+        database_conninfo = restore_directory(request, tools, jobs)
+    except PgToolError:
+        drop_database(request.server_conninfo, request.database)
+        raise
+    return LocalRestoreResult(database_conninfo, info, created)

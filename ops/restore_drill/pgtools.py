@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from io import BufferedIOBase
@@ -207,3 +207,23 @@ class PgTools:
     def restore_directory(self, conninfo: str, source: Path, jobs: int) -> None:
         """Replay a directory-format dump with `jobs` parallel pg_restore workers."""
         self.run("pg_restore", ["--exit-on-error", f"--jobs={jobs}", str(source)], conninfo)
+
+    def archive_output(self, source: Path, *args: str) -> Iterator[bytes]:
+        """What `pg_restore ARGS SOURCE` writes to stdout (no server involved), in chunks: e.g.
+        `--list` (the table of contents and its header) or `--schema-only --file=-` (the SQL a
+        restore would run, without table data)."""
+        with tempfile.TemporaryFile("w+") as stderr:
+            process = subprocess.Popen(
+                [str(self.binary("pg_restore")), *args, str(source)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+            assert process.stdout is not None
+            with process.stdout:
+                yield from iter(partial(process.stdout.read, COPY_CHUNK_BYTES), b"")
+            returncode = process.wait()
+            if returncode != 0:
+                stderr.seek(0)
+                raise PgToolError(
+                    f"pg_restore exited with {returncode}: {stderr_tail(stderr.read())}"
+                )

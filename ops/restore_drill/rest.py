@@ -34,6 +34,7 @@ from ops.restore_drill.cloudsql import (
     NotFoundError,
     Operation,
     OperationError,
+    ParallelImport,
     StoredObject,
 )
 
@@ -100,7 +101,19 @@ def parse_instance(document: JsonObject) -> Instance:
         deletion_protection=bool(settings.get("deletionProtectionEnabled", False)),
         retain_backups_on_delete=bool(settings.get("retainBackupsOnDelete", False)),
         final_backup_enabled=bool((settings.get("finalBackupConfig") or {}).get("enabled", False)),
+        tier=str(settings.get("tier", "")),
     )
+
+
+def sql_import_options(parallel: ParallelImport) -> JsonObject:
+    """importContext.sqlImportOptions for a parallel import of a directory dump: `parallel`
+    ("Whether or not the import should be parallel") and `threads` ("The number of threads to
+    use for parallel import"), the API side of `gcloud sql import sql --parallel --threads`:
+    https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/import"""
+    options: JsonObject = {"parallel": True}
+    if parallel.threads is not None:
+        options["threads"] = parallel.threads
+    return options
 
 
 def parse_time(value: str) -> datetime:
@@ -186,7 +199,12 @@ class RestCloudSqlAdmin:
         return True
 
     def import_sql(
-        self, instance: str, uri: str, database: str, import_user: str | None
+        self,
+        instance: str,
+        uri: str,
+        database: str,
+        import_user: str | None,
+        parallel: ParallelImport | None = None,
     ) -> Operation:
         context: JsonObject = {
             "kind": "sql#importContext",
@@ -196,6 +214,8 @@ class RestCloudSqlAdmin:
         }
         if import_user:
             context["importUser"] = import_user
+        if parallel is not None:
+            context["sqlImportOptions"] = sql_import_options(parallel)
         return self._operation(
             "POST", f"{self._instance_path(instance)}/import", {"importContext": context}
         )

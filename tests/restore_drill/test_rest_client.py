@@ -16,6 +16,7 @@ from ops.restore_drill.cloudsql import (
     IpAddress,
     NotFoundError,
     OperationFailedError,
+    ParallelImport,
     PollSettings,
     StoredObject,
     wait_for_operation,
@@ -71,8 +72,14 @@ def test_instances_get_is_parsed(google_api_server: StartServer) -> None:
     instance = admin.get_instance("prod-pg")
 
     assert instance == Instance(
-        "prod-pg", "RUNNABLE", "POSTGRES_16", (IpAddress("PRIVATE", "10.20.0.5"),), True
+        "prod-pg",
+        "RUNNABLE",
+        "POSTGRES_16",
+        (IpAddress("PRIVATE", "10.20.0.5"),),
+        True,
+        tier="db-custom-2-7680",
     )
+    assert instance.vcpus == 2
     assert [r.path for r in server.requests] == [f"/v1/projects/{PROJECT}/instances/prod-pg"]
 
 
@@ -106,6 +113,25 @@ def test_import_names_the_import_user_only_when_given(google_api_server: StartSe
     [request] = server.requests_to("POST", "/import")
     assert request.body is not None
     assert request.body["importContext"]["importUser"] == "drill_importer"
+
+
+def test_a_folder_is_imported_with_sql_import_options_parallel_and_threads(
+    google_api_server: StartServer,
+) -> None:
+    folder = "gs://backups/d/20260301T020000Z"
+    admin, _store, server, fake = clients(
+        google_api_server,
+        [FakeInstance("staging-pg", databases={"drill"}), FakeInstance("staging-2")],
+    )
+
+    admin.import_sql("staging-pg", folder, "drill", None, ParallelImport(3))
+    admin.import_sql("staging-2", folder, "drill", None, ParallelImport())
+
+    first, second = server.requests_to("POST", "/import")
+    assert first.body is not None and second.body is not None
+    assert first.body["importContext"]["sqlImportOptions"] == {"parallel": True, "threads": 3}
+    assert second.body["importContext"]["sqlImportOptions"] == {"parallel": True}
+    assert fake.calls[0][-1] == "parallel threads=3"
 
 
 def test_clone_sends_the_point_in_time_in_rfc3339_utc(google_api_server: StartServer) -> None:
