@@ -42,7 +42,12 @@ from ops.restore_drill.health import HealthUrlError, HealthWait, validate_health
 from ops.restore_drill.pgtools import PgTools
 from ops.restore_drill.progress import RichReporter
 from ops.restore_drill.report import DrillReport
-from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
+from ops.restore_drill.rest import (
+    GcsBackupStore,
+    RestCloudSqlAdmin,
+    authorized_session,
+    storage_client,
+)
 from ops.restore_drill.restore_log import RestoreLogError, append_row
 from ops.restore_drill.suite_setup import (
     DESCRIPTION_PATH,
@@ -123,7 +128,8 @@ def make_cloud_services(project: str, staging_project: str | None) -> CloudServi
     """The real Google clients (tests replace this function with fakes)."""
     session = authorized_session()
     staging = RestCloudSqlAdmin(session, staging_project) if staging_project else None
-    return CloudServices(RestCloudSqlAdmin(session, project), staging, GcsBackupStore(session))
+    store = GcsBackupStore(storage_client())
+    return CloudServices(RestCloudSqlAdmin(session, project), staging, store)
 
 
 def make_connector(
