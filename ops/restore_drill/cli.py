@@ -7,6 +7,7 @@ log row says why) or could not be logged, 2 for invalid options or missing Googl
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import re
@@ -19,13 +20,19 @@ from typing import Annotated
 
 import google.auth.exceptions
 import typer
+from google.cloud.sql.connector import Connector
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError
 from ops.restore_drill.cloudsql import BackupStore, CloudSqlAdmin, PollSettings
-from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
+from ops.restore_drill.connect import (
+    DatabaseConnector,
+    GoogleTokenSource,
+    IamConnector,
+    LibraryConnector,
+)
 from ops.restore_drill.drill import (
     NEWEST_WRITE_SQL,
     DrillEnvironment,
@@ -135,10 +142,16 @@ def make_cloud_services(project: str, staging_project: str | None) -> CloudServi
 def make_connector(
     principal_email: str, ip_type: IpType, host: str | None, sslmode: str
 ) -> DatabaseConnector:
-    """IAM database authentication with Application Default Credentials."""
-    return IamConnector(
-        GoogleTokenSource(), principal_email, ip_type.api_type, host, sslmode=sslmode
-    )
+    """IAM database authentication with Application Default Credentials: through Google's
+    Cloud SQL connector, or to `--db-host` (e.g. an Auth Proxy) with a token as the password."""
+    if host is not None:
+        return IamConnector(
+            GoogleTokenSource(), principal_email, ip_type.api_type, host, sslmode=sslmode
+        )
+    # The connector's background refresh thread is a daemon; close() at exit stops it cleanly.
+    library = Connector(refresh_strategy="LAZY")
+    atexit.register(library.close)
+    return LibraryConnector(library, principal_email, ip_type.name.upper())
 
 
 def parse_moment(value: str, option: str) -> datetime:

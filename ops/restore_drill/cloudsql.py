@@ -110,6 +110,7 @@ class Instance:
     retain_backups_on_delete: bool = False
     final_backup_enabled: bool = False
     tier: str = ""  # settings.tier, the machine type
+    connection_name: str = ""  # PROJECT:REGION:INSTANCE, what the Cloud SQL connectors dial
 
     def address(self, ip_type: str) -> str | None:
         return next((ip.address for ip in self.ip_addresses if ip.type == ip_type), None)

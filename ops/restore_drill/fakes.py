@@ -67,6 +67,7 @@ class FakeInstance:
     retain_backups_on_delete: bool = False
     final_backup_enabled: bool = False
     tier: str = "db-custom-2-7680"
+    connection_name: str = ""  # default: example-project:europe-west1:NAME
 
     def view(self) -> Instance:
         return Instance(
@@ -78,6 +79,7 @@ class FakeInstance:
             retain_backups_on_delete=self.retain_backups_on_delete,
             final_backup_enabled=self.final_backup_enabled,
             tier=self.tier,
+            connection_name=self.connection_name or f"example-project:europe-west1:{self.name}",
         )
 
 

@@ -31,7 +31,7 @@ import google.auth
 import requests
 from google.auth.credentials import Credentials
 from google.auth.transport.requests import AuthorizedSession
-from google.cloud import storage
+from google.cloud.storage import Client as StorageClient
 
 from ops.restore_drill.cloudsql import (
     CloudApiError,
@@ -109,6 +109,7 @@ def parse_instance(document: JsonObject) -> Instance:
         retain_backups_on_delete=bool(settings.get("retainBackupsOnDelete", False)),
         final_backup_enabled=bool((settings.get("finalBackupConfig") or {}).get("enabled", False)),
         tier=str(settings.get("tier", "")),
+        connection_name=str(document.get("connectionName", "")),
     )
 
 
@@ -268,7 +269,7 @@ class GcsBackupStore:
     """Object listing through google-cloud-storage (`Client.list_blobs` follows every page and
     retries transient errors), its errors turned into the drill's own."""
 
-    def __init__(self, client: storage.Client) -> None:
+    def __init__(self, client: StorageClient) -> None:
         self._client = client
 
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
@@ -293,12 +294,12 @@ def library_error(error: google.api_core.exceptions.GoogleAPICallError) -> Cloud
 
 def storage_client(
     credentials: Credentials | None = None, endpoint: str | None = None
-) -> storage.Client:
+) -> StorageClient:
     """A Cloud Storage client on Application Default Credentials (or the ones given); `endpoint`
     points it elsewhere (tests: the loopback fake)."""
     options = {"api_endpoint": endpoint} if endpoint else None
     # project None: listing needs no project (the bucket names it).
-    return storage.Client(project=None, credentials=credentials, client_options=options)
+    return StorageClient(project=None, credentials=credentials, client_options=options)
 
 
 def authorized_session() -> requests.Session:

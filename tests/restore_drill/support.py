@@ -127,6 +127,7 @@ def instance_json(project: str, instance: Instance) -> dict[str, Any]:
         "kind": "sql#instance",
         "name": instance.name,
         "project": project,
+        "connectionName": instance.connection_name,
         "state": instance.state,
         "databaseVersion": instance.database_version,
         "ipAddresses": [{"type": ip.type, "ipAddress": ip.address} for ip in instance.ip_addresses],

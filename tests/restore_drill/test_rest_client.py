@@ -79,6 +79,7 @@ def test_instances_get_is_parsed(google_api_server: StartServer) -> None:
         (IpAddress("PRIVATE", "10.20.0.5"),),
         True,
         tier="db-custom-2-7680",
+        connection_name="example-project:europe-west1:prod-pg",
     )
     assert instance.vcpus == 2
     assert [r.path for r in server.requests] == [f"/v1/projects/{PROJECT}/instances/prod-pg"]
