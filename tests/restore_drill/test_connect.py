@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from google.auth.credentials import Credentials
 from psycopg.conninfo import conninfo_to_dict
 
+from ops.restore_drill import cli
 from ops.restore_drill.cloudsql import Instance, IpAddress
 from ops.restore_drill.connect import (
     ConnectError,
@@ -166,3 +168,35 @@ def test_the_library_connector_needs_the_instance_connection_name() -> None:
 
     with pytest.raises(ConnectError, match="prod-pg-drill reports no connectionName"):
         connector.connect(INSTANCE, "app")
+
+
+class StandInConnector:
+    """Takes the place of google.cloud.sql.connector.Connector (which needs credentials)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_cli_connects_through_the_library_unless_a_host_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "Connector", StandInConnector)
+    monkeypatch.setattr(atexit, "register", lambda _function: None)
+    monkeypatch.setattr(cli, "GoogleTokenSource", CountingTokens)
+
+    through_library = cli.make_connector("alice@example.com", cli.IpType.public, None, "require")
+    through_proxy = cli.make_connector(
+        "alice@example.com", cli.IpType.private, "127.0.0.1", "disable"
+    )
+
+    assert isinstance(through_library, LibraryConnector)
+    assert (through_library.ip_type, through_library.principal_email) == (
+        "PUBLIC",
+        "alice@example.com",
+    )
+    assert isinstance(through_library.library, StandInConnector)
+    assert isinstance(through_proxy, IamConnector)
+    assert (through_proxy.host, through_proxy.sslmode) == ("127.0.0.1", "disable")
