@@ -4,11 +4,13 @@ Four ways to restore, one verification:
 
 * export:     import the newest logical export from the backup bucket (production project) into a
               new database on the staging instance (staging project: instances.import, fileType
-              SQL, and the operations it starts);
+              SQL, and the operations it starts; a parallel export's folder with Cloud SQL's
+              parallel import);
 * pitr:       clone the production instance to a point in time into a temporary instance
               (instances.clone with cloneContext.pointInTime), deleted afterwards without leaving
               backups behind;
-* local-file: replay a downloaded export into any PostgreSQL with psql;
+* local-file: replay a downloaded export into any PostgreSQL with psql in one pass, or restore a
+              downloaded directory dump with pg_restore --jobs;
 * vault:      restore the newest vaulted (Backup and DR) backup into a new temporary instance in
               the staging project (instances.restoreBackup with backupdrBackup), deleted
               afterwards like a PITR clone.

@@ -14,6 +14,10 @@ Missing roles are created by a `CREATE ROLE` slipped into the script right befor
 statement naming them, inside psql's single transaction: a restore that fails leaves no role
 behind. A refused role kills psql before it can commit, so the new database stays empty, and
 `restore_dump` drops it.
+
+A directory-format dump (a parallel export's folder) is restored with `pg_restore --jobs N`
+(`restore_directory_dump`): its roles come from the schema part of the archive, read up front,
+and are created before the restore, which cannot run in one transaction.
 """
 
 from __future__ import annotations
