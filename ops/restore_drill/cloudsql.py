@@ -11,6 +11,7 @@ PENDING -> RUNNING -> DONE; a DONE operation may still carry `error.errors[]`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from typing import Protocol, TypeVar
 
 OPERATION_DONE = "DONE"
 INSTANCE_RUNNABLE = "RUNNABLE"
+# vCPUs per machine type (https://cloud.google.com/sql/docs/postgres/instance-settings): custom
+# db-custom-<vCPUs>-<memory MB>, Enterprise Plus db-perf-optimized-N-<vCPUs>, shared-core below 1.
+_TIER_VCPUS = re.compile(r"db-(?:custom-(?P<custom>\d+)-\d+|perf-optimized-N-(?P<perf>\d+))")
+SHARED_CORE_TIERS = frozenset({"db-f1-micro", "db-g1-small"})
 
 
 class CloudApiError(RuntimeError):
@@ -104,9 +109,29 @@ class Instance:
     # What deleting it leaves behind: its automated backups, and a final backup.
     retain_backups_on_delete: bool = False
     final_backup_enabled: bool = False
+    tier: str = ""  # settings.tier, the machine type
+    connection_name: str = ""  # PROJECT:REGION:INSTANCE, what the Cloud SQL connectors dial
 
     def address(self, ip_type: str) -> str | None:
         return next((ip.address for ip in self.ip_addresses if ip.type == ip_type), None)
+
+    @property
+    def vcpus(self) -> int | None:
+        """The machine type's vCPUs, or None for a tier whose name does not say."""
+        if self.tier in SHARED_CORE_TIERS:
+            return 1
+        match = _TIER_VCPUS.fullmatch(self.tier)
+        if match is None:
+            return None
+        return int(match["custom"] or match["perf"])
+
+
+@dataclass(frozen=True)
+class ParallelImport:
+    """Import a directory-format dump (a folder) with Cloud SQL's parallel import, i.e.
+    `gcloud sql import sql --parallel [--threads N]`; `threads` None lets Cloud SQL choose."""
+
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,8 +159,15 @@ class CloudSqlAdmin(Protocol):
     def database_exists(self, instance: str, database: str) -> bool: ...
 
     def import_sql(
-        self, instance: str, uri: str, database: str, import_user: str | None
-    ) -> Operation: ...
+        self,
+        instance: str,
+        uri: str,
+        database: str,
+        import_user: str | None,
+        parallel: ParallelImport | None = None,
+    ) -> Operation:
+        """Import a `.sql.gz` object, or with `parallel` a directory dump's folder."""
+        ...
 
     def clone_instance(
         self, source: str, destination: str, point_in_time: datetime

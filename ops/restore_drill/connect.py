@@ -1,5 +1,13 @@
 """Connecting to a restored Cloud SQL database with IAM database authentication (no passwords).
 
+Two connectors behind the `DatabaseConnector` interface:
+
+* `LibraryConnector` (default): Google's cloud-sql-python-connector, which reaches the instance by
+  its connection name over its own mTLS channel (ephemeral certificates refreshed for us) and logs
+  in with IAM database authentication (`enable_iam_auth=True`); psycopg support since 1.22.0
+  (https://github.com/GoogleCloudPlatform/cloud-sql-python-connector/pull/1452).
+* `IamConnector`: plain libpq to an address, used with `--db-host` (e.g. a Cloud SQL Auth Proxy).
+
 Cloud SQL accepts an OAuth 2.0 access token (scope sqlservice.login) as the password of an IAM
 database user. The user name is the principal's email, except that service accounts drop the
 `.gserviceaccount.com` suffix. The token lives about an hour and is fetched right before each
@@ -9,7 +17,7 @@ connection, so it is never stored anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import google.auth
 import psycopg
@@ -34,6 +42,12 @@ class DatabaseConnector(Protocol):
     """Opens an autocommit connection to a database on a (restored) instance."""
 
     def connect(self, instance: Instance, database: str) -> psycopg.Connection[TupleRow]: ...
+
+
+class CloudSqlLibrary(Protocol):
+    """The part of `google.cloud.sql.connector.Connector` the drill uses."""
+
+    def connect(self, instance_connection_string: str, driver: str, **kwargs: Any) -> Any: ...
 
 
 class TokenSource(Protocol):
@@ -98,3 +112,30 @@ class IamConnector:
         return psycopg.connect(
             self.conninfo(instance, database), password=self.tokens.token(), autocommit=True
         )
+
+
+@dataclass(frozen=True)
+class LibraryConnector:
+    """Connects through cloud-sql-python-connector as an IAM database user."""
+
+    library: CloudSqlLibrary
+    principal_email: str
+    ip_type: str = "PRIVATE"  # the connector's IPTypes: PRIVATE, or PUBLIC for the public address
+
+    def connect(self, instance: Instance, database: str) -> psycopg.Connection[TupleRow]:
+        if not instance.connection_name:
+            raise ConnectError(f"instance {instance.name} reports no connectionName")
+        connection = self.library.connect(
+            instance.connection_name,
+            "psycopg",
+            user=iam_database_user(self.principal_email),
+            db=database,
+            enable_iam_auth=True,
+            ip_type=self.ip_type,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            autocommit=True,
+            application_name="restore-drill",
+        )
+        if not isinstance(connection, psycopg.Connection):
+            raise ConnectError(f"the Cloud SQL connector returned {type(connection).__name__}")
+        return connection

@@ -4,11 +4,13 @@ Four ways to restore, one verification:
 
 * export:     import the newest logical export from the backup bucket (production project) into a
               new database on the staging instance (staging project: instances.import, fileType
-              SQL, and the operations it starts);
+              SQL, and the operations it starts; a parallel export's folder with Cloud SQL's
+              parallel import);
 * pitr:       clone the production instance to a point in time into a temporary instance
               (instances.clone with cloneContext.pointInTime), deleted afterwards without leaving
               backups behind;
-* local-file: replay a downloaded export into any PostgreSQL with psql;
+* local-file: replay a downloaded export into any PostgreSQL with psql in one pass, or restore a
+              downloaded directory dump with pg_restore --jobs;
 * vault:      restore the newest vaulted (Backup and DR) backup into a new temporary instance in
               the staging project (instances.restoreBackup with backupdrBackup), deleted
               afterwards like a PITR clone.
@@ -20,6 +22,7 @@ when a step failed, unless the operator asked to keep it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -44,13 +47,13 @@ from ops.restore_drill.cloudsql import (
     Operation,
     OperationFailedError,
     OperationTimeoutError,
+    ParallelImport,
     PollSettings,
     VaultBackup,
     retry_while_busy,
     wait_for_operation,
 )
 from ops.restore_drill.connect import ConnectError, DatabaseConnector
-from ops.restore_drill.dump_file import inspect_dump
 from ops.restore_drill.exports import ExportFile, NoExportError, export_prefix, latest_export
 from ops.restore_drill.health import HealthWait, healthy_at
 from ops.restore_drill.import_target import (
@@ -63,8 +66,13 @@ from ops.restore_drill.local_restore import (
     LocalRestoreRequest,
     RestoreError,
     drop_database,
+    dump_header,
+    inspect_directory_dump,
+    is_directory_dump,
+    prepare_directory_target,
     prepare_target,
     replay,
+    restore_directory,
 )
 from ops.restore_drill.pgtools import PgToolError, PgTools, describe_target, with_database
 from ops.restore_drill.report import DrillReport, format_moment
@@ -271,12 +279,24 @@ class LocalFilePlan:
     restore_point: datetime
     create_missing_roles: bool = False
     keep_restored: bool = False
+    # pg_restore --jobs for a directory dump; None: this machine's cores (see restore_jobs).
+    jobs: int | None = None
+
+
+def restore_jobs(requested: int | None) -> int:
+    """pg_restore workers: as asked, else one per core of the machine running the drill, which is
+    the target's when the drill runs on the database server (the usual local-file setup)."""
+    return requested if requested is not None else os.cpu_count() or 1
 
 
 def run_local_file_drill(plan: LocalFilePlan, env: DrillEnvironment, tools: PgTools) -> DrillReport:
     target = with_database(plan.server_conninfo, plan.database)
     report = DrillReport(
-        method="local-file (psql replay)",
+        method=(
+            f"local-file (pg_restore --jobs {restore_jobs(plan.jobs)})"
+            if is_directory_dump(plan.dump)
+            else "local-file (psql replay)"
+        ),
         source=plan.dump.name,
         target=describe_target(target),
         restore_point=plan.restore_point,
@@ -304,19 +324,51 @@ def restore_local_file(
     request = LocalRestoreRequest(
         plan.dump, plan.server_conninfo, plan.database, plan.create_missing_roles
     )
-    with env.reporter.step(f"Inspect {plan.dump.name} (versions, roles)"):
-        dump = inspect_dump(plan.dump)
+    if is_directory_dump(plan.dump):
+        restore_local_directory(plan, request, env, tools, resources)
+        return
+    with env.reporter.step(f"Read the header of {plan.dump.name} (versions)"):
+        header = dump_header(plan.dump)
+    with env.reporter.step(f"Create database {plan.database}"):
+        existing_roles = prepare_target(request, header, tools)
+    register_local_database(plan, resources)
+    with env.reporter.step(
+        "Replay the dump with psql (single transaction, ON_ERROR_STOP, roles as they come)"
+    ):
+        replayed = replay(request, tools, existing_roles)
+    note_created_roles(env, replayed.created_roles)
+
+
+def restore_local_directory(
+    plan: LocalFilePlan,
+    request: LocalRestoreRequest,
+    env: DrillEnvironment,
+    tools: PgTools,
+    resources: CreatedResources,
+) -> None:
+    """A directory dump (parallel export): roles first, then pg_restore with parallel workers."""
+    with env.reporter.step(f"Read the table of contents of {plan.dump.name} (versions, roles)"):
+        info = inspect_directory_dump(plan.dump, tools)
     with env.reporter.step(f"Create database {plan.database} and the roles the dump needs"):
-        new_roles = prepare_target(request, dump, tools)
+        created = prepare_directory_target(request, info, tools)
+    register_local_database(plan, resources)
+    note_created_roles(env, created)
+    jobs = restore_jobs(plan.jobs)
+    with env.reporter.step(f"Restore the dump with pg_restore --jobs {jobs} (--exit-on-error)"):
+        restore_directory(request, tools, jobs)
+
+
+def register_local_database(plan: LocalFilePlan, resources: CreatedResources) -> None:
     resources.register(
         f"Drop database {plan.database}",
         f"kept database {plan.database}",
         lambda: drop_database(plan.server_conninfo, plan.database),
     )
-    if new_roles:
-        env.reporter.note(f"created NOLOGIN roles: {', '.join(new_roles)}")
-    with env.reporter.step("Replay the dump with psql (single transaction, ON_ERROR_STOP)"):
-        replay(request, tools)
+
+
+def note_created_roles(env: DrillEnvironment, roles: tuple[str, ...]) -> None:
+    if roles:
+        env.reporter.note(f"created NOLOGIN roles: {', '.join(roles)}")
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -339,6 +391,9 @@ class ExportPlan:
     app_roles: tuple[str, ...] = ()
     export_interval: timedelta = timedelta(hours=24)
     keep_restored: bool = False
+    # Threads of Cloud SQL's parallel import when the newest export is a folder; None: the
+    # staging instance's vCPUs (or Cloud SQL's default when its tier does not say).
+    import_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -373,6 +428,9 @@ def run_export_drill(
         create_drill_database(plan, cloud, env, resources)
         if plan.app_roles:
             prepare_drill_database(plan, cloud, env)
+        parallel = parallel_import(plan, export, admin, env.reporter)
+        if parallel is not None:
+            report.method = "export (instances.import, parallel)"
         with env.reporter.step(f"Import {export.stored.uri} into {plan.staging_instance}"):
             run_operation(
                 admin,
@@ -381,6 +439,7 @@ def run_export_drill(
                     export.stored.uri,
                     plan.restore_database,
                     plan.import_user,
+                    parallel,
                 ),
                 poll,
                 env.reporter,
@@ -412,10 +471,31 @@ def find_latest_export(
     report.rpo_basis = RPO_EXPORT_BASIS
     duration = max(timedelta(0), export.stored.time_created - export.exported_at)
     report.rpo_worst_case_minutes = (plan.export_interval + duration).total_seconds() / 60
-    env.reporter.note(f"latest export: {export.stored.uri} ({export.stored.size} bytes)")
+    shape = "directory dump, " if export.is_directory else ""
+    env.reporter.note(f"latest export: {export.stored.uri} ({shape}{export.stored.size} bytes)")
+    for skipped in export.skipped_incomplete:
+        env.reporter.note(f"WARNING: skipped newer {skipped}/: no toc.dat (unfinished export?)")
     if env.clock() - export.exported_at > EXPORT_STALE_AFTER:
         env.reporter.note("WARNING: the latest export is older than 36 hours (see DR_RUNBOOK.md)")
     return export
+
+
+def parallel_import(
+    plan: ExportPlan, export: ExportFile, admin: CloudSqlAdmin, reporter: Reporter
+) -> ParallelImport | None:
+    """A folder is imported with Cloud SQL's parallel import (`gcloud sql import sql --parallel
+    --threads`, https://cloud.google.com/sql/docs/postgres/import-export/import-export-parallel),
+    one thread per vCPU of the staging instance unless the operator chose a number."""
+    if not export.is_directory:
+        return None
+    threads, basis = plan.import_threads, "--restore-jobs"
+    if threads is None:
+        threads, basis = admin.get_instance(plan.staging_instance).vcpus, "staging vCPUs"
+    if threads is None:
+        reporter.note("parallel import; threads: Cloud SQL's default (tier has no vCPU count)")
+    else:
+        reporter.note(f"parallel import with {threads} threads ({basis})")
+    return ParallelImport(threads)
 
 
 def create_drill_database(

@@ -23,7 +23,9 @@ copied from the real API:
   case a drill's cleanup must still handle.
 
 Modelled rather than documented: the exact HTTP status/reason for deleting a protected instance
-and for creating a database that exists (the drill only relies on them being errors).
+and for creating a database that exists, and the import errors for a parallel import of a single
+file, a plain import of a folder (told apart by the URI ending in .sql/.gz) and threads < 1 (the
+drill only relies on them being errors).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ops.restore_drill.cloudsql import (
     NotFoundError,
     Operation,
     OperationError,
+    ParallelImport,
     StoredObject,
     VaultBackup,
 )
@@ -65,6 +68,8 @@ class FakeInstance:
     deletion_protection: bool = False
     retain_backups_on_delete: bool = False
     final_backup_enabled: bool = False
+    tier: str = "db-custom-2-7680"
+    connection_name: str = ""  # default: example-project:europe-west1:NAME
 
     def view(self) -> Instance:
         return Instance(
@@ -75,6 +80,8 @@ class FakeInstance:
             deletion_protection=self.deletion_protection,
             retain_backups_on_delete=self.retain_backups_on_delete,
             final_backup_enabled=self.final_backup_enabled,
+            tier=self.tier,
+            connection_name=self.connection_name or f"example-project:europe-west1:{self.name}",
         )
 
 
@@ -156,15 +163,32 @@ class FakeCloudSqlAdmin:
         return database in self._require(instance).databases
 
     def import_sql(
-        self, instance: str, uri: str, database: str, import_user: str | None
+        self,
+        instance: str,
+        uri: str,
+        database: str,
+        import_user: str | None,
+        parallel: ParallelImport | None = None,
     ) -> Operation:
-        self.calls.append(("import_sql", instance, uri, database, import_user or ""))
+        call: tuple[str, ...] = ("import_sql", instance, uri, database, import_user or "")
+        if parallel is not None:
+            call += (f"parallel threads={parallel.threads}",)
+        self.calls.append(call)
+        if parallel is not None and parallel.threads is not None and parallel.threads < 1:
+            raise CloudApiError(400, "invalid", f"Invalid value for threads: {parallel.threads}")
         target = self._require(instance)
         self._refuse_if_busy(instance)
+        is_file = uri.endswith((".sql", ".gz"))
 
         def finish() -> None:
             if database not in target.databases:
                 raise _OperationFailedError("ERROR_RDBMS", f'database "{database}" does not exist')
+            if parallel is not None and is_file:
+                raise _OperationFailedError(
+                    "ERROR_RDBMS", f"{uri} is a file; a parallel import reads a directory dump"
+                )
+            if parallel is None and not is_file:
+                raise _OperationFailedError("ERROR_RDBMS", f"{uri}: object not found")
             if self.import_hook is not None:
                 self.import_hook(instance, uri, database)
 

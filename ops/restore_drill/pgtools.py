@@ -7,20 +7,25 @@ command line (where `ps` would show it) and never in error messages.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from io import BufferedIOBase
 from pathlib import Path
+from typing import IO
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PG_BIN_ENV = "RESTORE_DRILL_PG_BIN"
 STDERR_TAIL_CHARS = 2000
-COPY_CHUNK_BYTES = 1024 * 1024
+COPY_CHUNK_BYTES = 256 * 1024
+PIPE_BYTES = 1024 * 1024
 
 
 class PgToolError(RuntimeError):
@@ -67,6 +72,25 @@ def stderr_tail(text: str) -> str:
     """The end of a program's error output, which is where psql/pg_restore say what failed."""
     text = text.strip()
     return text if len(text) <= STDERR_TAIL_CHARS else "..." + text[-STDERR_TAIL_CHARS:]
+
+
+def widen_pipe(descriptor: int) -> None:
+    """Let the pipe into psql hold a whole chunk, so decompressing the next chunk overlaps with
+    psql consuming this one (the default 64 KiB pipe makes the two take turns). Linux only; the
+    kernel caps the size at /proc/sys/fs/pipe-max-size (1 MiB by default)."""
+    set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_pipe_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(descriptor, set_pipe_size, PIPE_BYTES)
+
+
+def _feed(stdin: IO[bytes], blocks: Iterable[bytes]) -> None:
+    # psql stops reading at the first error; its exit code and stderr then say why.
+    with contextlib.suppress(BrokenPipeError):
+        for block in blocks:
+            stdin.write(block)
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
 
 
 @dataclass(frozen=True)
@@ -120,12 +144,20 @@ class PgTools:
                     f"{name} exited with {completed.returncode}: {stderr_tail(stderr.read())}"
                 )
 
-    def replay_sql(self, conninfo: str, script: BufferedIOBase) -> None:
+    def replay_sql(self, conninfo: str, script: BufferedIOBase | Iterable[bytes]) -> None:
         """Replay a plain SQL script with psql: one transaction, stop at the first error.
 
         Plain dumps must go through psql (not pg_restore, not a driver): they contain psql
         meta-commands (`\\restrict`, `\\connect`) and COPY ... FROM stdin data blocks.
+        `script` is a file or the script's blocks; when producing a block raises, psql is killed
+        before it reaches the end of its input (where --single-transaction would COMMIT), so the
+        server rolls everything back, and the error propagates.
         """
+        blocks = (
+            iter(partial(script.read, COPY_CHUNK_BYTES), b"")
+            if isinstance(script, BufferedIOBase)
+            else script
+        )
         invocation = split_password(conninfo)
         command = [
             str(self.binary("psql")),
@@ -146,11 +178,13 @@ class PgTools:
                 env=invocation.env,
             )
             assert process.stdin is not None
-            # psql stops reading at the first error; its exit code and stderr then say why.
-            with contextlib.suppress(BrokenPipeError):
-                shutil.copyfileobj(script, process.stdin, COPY_CHUNK_BYTES)
-            with contextlib.suppress(BrokenPipeError):
-                process.stdin.close()
+            widen_pipe(process.stdin.fileno())
+            try:
+                _feed(process.stdin, blocks)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
             returncode = process.wait()
             if returncode != 0:
                 stderr.seek(0)
@@ -173,3 +207,23 @@ class PgTools:
     def restore_directory(self, conninfo: str, source: Path, jobs: int) -> None:
         """Replay a directory-format dump with `jobs` parallel pg_restore workers."""
         self.run("pg_restore", ["--exit-on-error", f"--jobs={jobs}", str(source)], conninfo)
+
+    def archive_output(self, source: Path, *args: str) -> Iterator[bytes]:
+        """What `pg_restore ARGS SOURCE` writes to stdout (no server involved), in chunks: e.g.
+        `--list` (the table of contents and its header) or `--schema-only --file=-` (the SQL a
+        restore would run, without table data)."""
+        with tempfile.TemporaryFile("w+") as stderr:
+            process = subprocess.Popen(
+                [str(self.binary("pg_restore")), *args, str(source)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+            assert process.stdout is not None
+            with process.stdout:
+                yield from iter(partial(process.stdout.read, COPY_CHUNK_BYTES), b"")
+            returncode = process.wait()
+            if returncode != 0:
+                stderr.seek(0)
+                raise PgToolError(
+                    f"pg_restore exited with {returncode}: {stderr_tail(stderr.read())}"
+                )

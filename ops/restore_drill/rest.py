@@ -1,4 +1,9 @@
-"""`CloudSqlAdmin` and `BackupStore` over Google's REST APIs, using an authorized requests session.
+"""`CloudSqlAdmin` over the Cloud SQL Admin REST API (an authorized requests session) and
+`BackupStore` over google-cloud-storage.
+
+The Admin API stays on this small REST client: Google's generated `google-cloud-sql` client
+(0.1.x, what cloud-sql-python-connector pulls in) is a pre-1.0 release, and the drill needs only
+the calls below, whose request and response fields are pinned by the tests' loopback fake.
 
 Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
   GET    /v1/projects/{project}/instances/{instance}                     instances.get
@@ -11,7 +16,7 @@ Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
   POST   /v1/projects/{project}/instances/{instance}/databases           databases.insert
   DELETE /v1/projects/{project}/instances/{instance}/databases/{name}    databases.delete
   GET    /v1/projects/{project}/operations/{operation}                   operations.get
-  GET    /storage/v1/b/{bucket}/o?prefix=...&pageToken=...                objects.list
+  GET    /storage/v1/b/{bucket}/o?prefix=...&pageToken=...                objects.list (library)
   POST   /v1/projects/{project}/instances/{instance}/restoreBackup        instances.restoreBackup
   GET    https://backupdr.googleapis.com/v1/{vault}/dataSources           dataSources.list
   GET    https://backupdr.googleapis.com/v1/{dataSource}/backups          backups.list
@@ -24,9 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import google.api_core.exceptions
 import google.auth
 import requests
+from google.auth.credentials import Credentials
 from google.auth.transport.requests import AuthorizedSession
+from google.cloud.storage import Client as StorageClient
 
 from ops.restore_drill.cloudsql import (
     CloudApiError,
@@ -38,12 +46,12 @@ from ops.restore_drill.cloudsql import (
     NotFoundError,
     Operation,
     OperationError,
+    ParallelImport,
     StoredObject,
     VaultBackup,
 )
 
 SQLADMIN_ENDPOINT = "https://sqladmin.googleapis.com"
-STORAGE_ENDPOINT = "https://storage.googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REQUEST_TIMEOUT_SECONDS = 60.0
 ERROR_TEXT_LIMIT = 500
@@ -105,7 +113,20 @@ def parse_instance(document: JsonObject) -> Instance:
         deletion_protection=bool(settings.get("deletionProtectionEnabled", False)),
         retain_backups_on_delete=bool(settings.get("retainBackupsOnDelete", False)),
         final_backup_enabled=bool((settings.get("finalBackupConfig") or {}).get("enabled", False)),
+        tier=str(settings.get("tier", "")),
+        connection_name=str(document.get("connectionName", "")),
     )
+
+
+def sql_import_options(parallel: ParallelImport) -> JsonObject:
+    """importContext.sqlImportOptions for a parallel import of a directory dump: `parallel`
+    ("Whether or not the import should be parallel") and `threads` ("The number of threads to
+    use for parallel import"), the API side of `gcloud sql import sql --parallel --threads`:
+    https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/import"""
+    options: JsonObject = {"parallel": True}
+    if parallel.threads is not None:
+        options["threads"] = parallel.threads
+    return options
 
 
 def parse_time(value: str) -> datetime:
@@ -115,15 +136,6 @@ def parse_time(value: str) -> datetime:
     head, _, fraction = value.removesuffix("Z").partition(".")
     micros = (fraction + "000000")[:6] if fraction else "000000"
     return datetime.fromisoformat(f"{head}.{micros}+00:00")
-
-
-def parse_object(bucket: str, document: JsonObject) -> StoredObject:
-    return StoredObject(
-        bucket=bucket,
-        name=str(document["name"]),
-        size=int(document.get("size", 0)),
-        time_created=datetime.fromisoformat(str(document["timeCreated"])),
-    )
 
 
 class _JsonApi:
@@ -191,7 +203,12 @@ class RestCloudSqlAdmin:
         return True
 
     def import_sql(
-        self, instance: str, uri: str, database: str, import_user: str | None
+        self,
+        instance: str,
+        uri: str,
+        database: str,
+        import_user: str | None,
+        parallel: ParallelImport | None = None,
     ) -> Operation:
         context: JsonObject = {
             "kind": "sql#importContext",
@@ -201,6 +218,8 @@ class RestCloudSqlAdmin:
         }
         if import_user:
             context["importUser"] = import_user
+        if parallel is not None:
+            context["sqlImportOptions"] = sql_import_options(parallel)
         return self._operation(
             "POST", f"{self._instance_path(instance)}/import", {"importContext": context}
         )
@@ -266,21 +285,40 @@ class RestCloudSqlAdmin:
 
 
 class GcsBackupStore:
-    """Cloud Storage JSON API v1 object listing, following nextPageToken to the end."""
+    """Object listing through google-cloud-storage (`Client.list_blobs` follows every page and
+    retries transient errors), its errors turned into the drill's own."""
 
-    def __init__(self, session: requests.Session, endpoint: str = STORAGE_ENDPOINT) -> None:
-        self._api = _JsonApi(session, endpoint)
+    def __init__(self, client: StorageClient) -> None:
+        self._client = client
 
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
-        objects: list[StoredObject] = []
-        params = {"prefix": prefix, "fields": "items(name,size,timeCreated),nextPageToken"}
-        while True:
-            page = self._api.call("GET", f"/storage/v1/b/{_segment(bucket)}/o", params=params)
-            objects.extend(parse_object(bucket, item) for item in page.get("items") or [])
-            token = page.get("nextPageToken")
-            if not token:
-                return objects
-            params = {**params, "pageToken": str(token)}
+        try:
+            return [
+                StoredObject(bucket, blob.name, int(blob.size or 0), blob.time_created)
+                for blob in self._client.list_blobs(bucket, prefix=prefix)
+            ]
+        except google.api_core.exceptions.GoogleAPICallError as error:
+            raise library_error(error) from error
+
+
+def library_error(error: google.api_core.exceptions.GoogleAPICallError) -> CloudApiError:
+    """A google-api-core error as the matching CloudApiError (status, Google's reason)."""
+    status = int(error.code or 0)
+    details = error.errors or [{}]
+    first = details[0] if isinstance(details[0], dict) else {}
+    reason = str(first.get("reason") or error.reason or "unknown")
+    kind = {404: NotFoundError, 403: ForbiddenError, 409: ConflictError}.get(status, CloudApiError)
+    return kind(status, reason, str(error.message))
+
+
+def storage_client(
+    credentials: Credentials | None = None, endpoint: str | None = None
+) -> StorageClient:
+    """A Cloud Storage client on Application Default Credentials (or the ones given); `endpoint`
+    points it elsewhere (tests: the loopback fake)."""
+    options = {"api_endpoint": endpoint} if endpoint else None
+    # project None: listing needs no project (the bucket names it).
+    return StorageClient(project=None, credentials=credentials, client_options=options)
 
 
 def authorized_session() -> requests.Session:

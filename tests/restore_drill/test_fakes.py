@@ -14,6 +14,7 @@ from ops.restore_drill.cloudsql import (
     Operation,
     OperationFailedError,
     OperationTimeoutError,
+    ParallelImport,
     PollSettings,
     StoredObject,
     retry_while_busy,
@@ -82,6 +83,47 @@ def test_importing_into_a_database_that_does_not_exist_fails_the_operation() -> 
 
     with pytest.raises(OperationFailedError, match='database "missing" does not exist'):
         wait_for_operation(admin, operation, instant_polling())
+
+
+@pytest.mark.parametrize(
+    ("uri", "parallel", "error"),
+    [
+        ("gs://b/x.sql.gz", ParallelImport(2), "is a file; a parallel import reads a directory"),
+        ("gs://b/d/20260301T020000Z", None, "object not found"),
+    ],
+)
+def test_an_import_of_the_wrong_shape_fails_the_operation(
+    uri: str, parallel: ParallelImport | None, error: str
+) -> None:
+    admin = FakeCloudSqlAdmin([FakeInstance("staging-pg", databases={"drill"})])
+
+    operation = admin.import_sql("staging-pg", uri, "drill", None, parallel)
+
+    with pytest.raises(OperationFailedError, match=error):
+        wait_for_operation(admin, operation, instant_polling())
+
+
+def test_a_parallel_import_needs_at_least_one_thread() -> None:
+    admin = FakeCloudSqlAdmin([FakeInstance("staging-pg", databases={"drill"})])
+
+    with pytest.raises(CloudApiError, match="threads: 0") as refused:
+        admin.import_sql(
+            "staging-pg", "gs://b/d/20260301T020000Z", "drill", None, ParallelImport(0)
+        )
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("tier", "vcpus"),
+    [
+        ("db-custom-4-16384", 4),
+        ("db-perf-optimized-N-8", 8),
+        ("db-f1-micro", 1),
+        ("db-n1-standard-2", None),
+    ],
+)
+def test_the_vcpus_of_a_tier(tier: str, vcpus: int | None) -> None:
+    assert FakeInstance("staging-pg", tier=tier).view().vcpus == vcpus
 
 
 def test_a_clone_inherits_deletion_protection_which_blocks_deleting_it() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import requests
+from google.auth.credentials import AnonymousCredentials
 
 from ops.restore_drill.cloudsql import (
     CloudApiError,
@@ -16,6 +17,7 @@ from ops.restore_drill.cloudsql import (
     IpAddress,
     NotFoundError,
     OperationFailedError,
+    ParallelImport,
     PollSettings,
     StoredObject,
     wait_for_operation,
@@ -28,7 +30,7 @@ from ops.restore_drill.drill import (
 )
 from ops.restore_drill.fakes import FakeBackupStore, FakeCloudSqlAdmin, FakeInstance
 from ops.restore_drill.local_restore import LocalRestoreResult
-from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, parse_time
+from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, parse_time, storage_client
 from ops.restore_drill.suite_setup import reference_suite
 from tests.restore_drill.support import EXPORT_AT, GoogleApiServer, LocalConnector
 
@@ -57,7 +59,7 @@ def clients(
     session = requests.Session()
     return (
         RestCloudSqlAdmin(session, PROJECT, endpoint=server.endpoint),
-        GcsBackupStore(session, endpoint=server.endpoint),
+        GcsBackupStore(storage_client(AnonymousCredentials(), server.endpoint)),  # type: ignore[no-untyped-call]
         server,
         fake,
     )
@@ -71,8 +73,15 @@ def test_instances_get_is_parsed(google_api_server: StartServer) -> None:
     instance = admin.get_instance("prod-pg")
 
     assert instance == Instance(
-        "prod-pg", "RUNNABLE", "POSTGRES_16", (IpAddress("PRIVATE", "10.20.0.5"),), True
+        "prod-pg",
+        "RUNNABLE",
+        "POSTGRES_16",
+        (IpAddress("PRIVATE", "10.20.0.5"),),
+        True,
+        tier="db-custom-2-7680",
+        connection_name="example-project:europe-west1:prod-pg",
     )
+    assert instance.vcpus == 2
     assert [r.path for r in server.requests] == [f"/v1/projects/{PROJECT}/instances/prod-pg"]
 
 
@@ -106,6 +115,25 @@ def test_import_names_the_import_user_only_when_given(google_api_server: StartSe
     [request] = server.requests_to("POST", "/import")
     assert request.body is not None
     assert request.body["importContext"]["importUser"] == "drill_importer"
+
+
+def test_a_folder_is_imported_with_sql_import_options_parallel_and_threads(
+    google_api_server: StartServer,
+) -> None:
+    folder = "gs://backups/d/20260301T020000Z"
+    admin, _store, server, fake = clients(
+        google_api_server,
+        [FakeInstance("staging-pg", databases={"drill"}), FakeInstance("staging-2")],
+    )
+
+    admin.import_sql("staging-pg", folder, "drill", None, ParallelImport(3))
+    admin.import_sql("staging-2", folder, "drill", None, ParallelImport())
+
+    first, second = server.requests_to("POST", "/import")
+    assert first.body is not None and second.body is not None
+    assert first.body["importContext"]["sqlImportOptions"] == {"parallel": True, "threads": 3}
+    assert second.body["importContext"]["sqlImportOptions"] == {"parallel": True}
+    assert fake.calls[0][-1] == "parallel threads=3"
 
 
 def test_clone_sends_the_point_in_time_in_rfc3339_utc(google_api_server: StartServer) -> None:
@@ -263,7 +291,10 @@ def test_the_export_drill_runs_end_to_end_over_http(
     assert report.passed, report.failures
     assert report.rpo_minutes == 120.0  # the export's age when the restore started
     assert fake.instances["staging-pg"].databases == {"postgres"}
-    assert [r.method for r in server.requests if "/operations/" not in r.path] == [
+    # google-cloud-storage may also fetch the bucket's metadata in the background, for its trace
+    # attributes only (create_trace_span_helper); whether it has by now depends on timing.
+    calls = [r for r in server.requests if r.path != "/storage/v1/b/backups"]
+    assert [r.method for r in calls if "/operations/" not in r.path] == [
         "GET",  # list exports
         "GET",  # databases.get: the drill database must not exist yet
         "POST",  # databases.insert
