@@ -330,9 +330,9 @@ class RestoreVerification(pulumi.ComponentResource):
                     retry_count=3, min_backoff_duration="60s", max_backoff_duration="600s"
                 ),
                 http_target=gcp.cloudscheduler.JobHttpTargetArgs(
-                    uri=self.job.name.apply(
-                        lambda job: run_job_uri(args.project, args.region, job)
-                    ),
+                    # Known at preview (the pack tells this trigger from the export's by it);
+                    # depends_on below orders it after the job.
+                    uri=run_job_uri(args.project, args.region, args.job_name),
                     http_method="POST",
                     oauth_token=gcp.cloudscheduler.JobHttpTargetOauthTokenArgs(
                         service_account_email=account.email, scope=CLOUD_PLATFORM_SCOPE
