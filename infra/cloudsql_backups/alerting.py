@@ -27,12 +27,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .alert_policy import AlertSpec, alert_policy, auto_close_strategy, log_match_strategy
 from .export_metrics import promql_metric_name
 from .naming import standard_labels, type_token
 
 RUNBOOK = "DR_RUNBOOK.md"
-BACKUP_LOG_RATE_LIMIT = "3600s"
-ONE_DAY = "86400s"
 # How long "no verified export" must hold before it pages: on a brand-new stack the smoke test's
 # export lands well within it, so a first deploy does not page (README, "First deploy").
 EXPORT_STALE_PENDING = "3600s"
@@ -174,26 +173,18 @@ class BackupAlerts(pulumi.ComponentResource):
         severity: str = "CRITICAL",
     ) -> gcp.monitoring.AlertPolicy:
         args = self._args
-        return gcp.monitoring.AlertPolicy(
-            f"{self._name}-{key}",
-            gcp.monitoring.AlertPolicyArgs(
-                project=args.project,
-                display_name=f"[{args.environment}] {title}: {args.instance_name}",
-                combiner="OR",
-                enabled=True,
-                severity=severity,
-                conditions=conditions,
-                notification_channels=self._channels,
-                alert_strategy=alert_strategy,
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=f"[{args.environment}] {title}: {args.instance_name}",
-                    mime_type="text/markdown",
-                    content=f"{what_happened}\n\nRunbook: {self._runbook_reference(title)}",
-                ),
-                user_labels=standard_labels(args.environment, "alerting", alert=key),
-            ),
-            opts=self._child,
+        spec = AlertSpec(
+            project=args.project,
+            environment=args.environment,
+            key=key,
+            title=f"[{args.environment}] {title}: {args.instance_name}",
+            conditions=conditions,
+            channels=self._channels,
+            documentation=f"{what_happened}\n\nRunbook: {self._runbook_reference(title)}",
+            strategy=alert_strategy,
+            severity=severity,
         )
+        return alert_policy(f"{self._name}-{key}", spec, self._child)
 
     def _runbook_reference(self, title: str) -> str:
         anchor = "alert-" + title.lower().replace(" ", "-")
@@ -218,12 +209,7 @@ class BackupAlerts(pulumi.ComponentResource):
             "causes: a long-running operation (export, import, maintenance) holding the instance through the "
             "window, a full disk, or an instance that was stopped (`STATUS_SKIPPED`). First: check `gcloud "
             "sql backups list` and the audit log entry's metadata, then take an on-demand backup.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(
-                notification_rate_limit=gcp.monitoring.AlertPolicyAlertStrategyNotificationRateLimitArgs(
-                    period=BACKUP_LOG_RATE_LIMIT
-                ),
-                auto_close=ONE_DAY,
-            ),
+            log_match_strategy(),
         )
 
     def _export_failed(self) -> gcp.monitoring.AlertPolicy:
@@ -240,7 +226,7 @@ class BackupAlerts(pulumi.ComponentResource):
             "An execution of the logical export job failed (after its retries). The job's logs hold one "
             'JSON line per database with `"status": "failed"` and the error. Likely causes: another '
             "operation in progress on the instance, a permission removed, a missing database, a timeout.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
         )
 
     def _export_stale(self) -> gcp.monitoring.AlertPolicy:
@@ -272,7 +258,7 @@ class BackupAlerts(pulumi.ComponentResource):
             f"No verified logical export has been written for at least {args.staleness_hours} hours for the "
             "database named in the incident. This fires however the export stopped: the job failing, the "
             "scheduler paused or deleted, the job's permissions revoked, or an export that did not land.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
         )
 
     def _instance_down(self) -> gcp.monitoring.AlertPolicy:
@@ -315,7 +301,7 @@ class BackupAlerts(pulumi.ComponentResource):
             ],
             "The instance is down, stopped (activation policy NEVER), suspended or failed: no backups "
             "or exports can run (a stopped instance's automated backup is skipped).",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
         )
 
     def _disk_nearly_full(self) -> gcp.monitoring.AlertPolicy:
@@ -336,7 +322,7 @@ class BackupAlerts(pulumi.ComponentResource):
             ],
             f"Disk utilization has been above {percent}% for 5 minutes. A full "
             "disk stops writes and automated backups.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
             severity="WARNING",
         )
 
@@ -356,7 +342,7 @@ class BackupAlerts(pulumi.ComponentResource):
             "agent lost a permission on the source or on `dashboard-assets/` in the backup bucket, or "
             "the source bucket was removed. First: `gcloud transfer operations list "
             f"--job-names={self._args.dashboard_transfer_job}` and describe the latest operation.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
             severity="ERROR",
         )
 

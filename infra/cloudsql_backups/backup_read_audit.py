@@ -20,14 +20,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from .naming import standard_labels, type_token
+from .alert_policy import AlertSpec, alert_policy, log_match_strategy
+from .naming import type_token
 
 STORAGE_SERVICE = "storage.googleapis.com"
 AUDITED_LOG_TYPES = ("DATA_READ", "DATA_WRITE")
 # Reading an object's data or metadata; listing only names objects.
 OBJECT_READ_METHOD = "storage.objects.get"
-RATE_LIMIT = "3600s"
-AUTO_CLOSE = "86400s"
 
 
 @dataclass(frozen=True)
@@ -85,47 +84,33 @@ class BackupReadAudit(pulumi.ComponentResource):
         log_filter = pulumi.Output.all(args.bucket_name, *args.expected_readers).apply(
             lambda values: unexpected_backup_read_filter(args.project, values[0], values[1:])
         )
-        title = f"[{args.environment}] Backup read by an unexpected principal"
-        self.alert = gcp.monitoring.AlertPolicy(
-            f"{name}-unexpected-read",
-            gcp.monitoring.AlertPolicyArgs(
-                project=args.project,
-                display_name=title,
-                combiner="OR",
-                enabled=True,
-                severity="WARNING",
-                conditions=[
-                    gcp.monitoring.AlertPolicyConditionArgs(
-                        display_name="Object read in the backup bucket",
-                        condition_matched_log=gcp.monitoring.AlertPolicyConditionConditionMatchedLogArgs(
-                            filter=log_filter,
-                            label_extractors={
-                                "principal": "EXTRACT(protoPayload.authenticationInfo.principalEmail)",
-                                "object": "EXTRACT(protoPayload.resourceName)",
-                            },
-                        ),
-                    )
-                ],
-                notification_channels=list(args.notification_channels),
-                # Log-match conditions require a notification rate limit.
-                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(
-                    notification_rate_limit=gcp.monitoring.AlertPolicyAlertStrategyNotificationRateLimitArgs(
-                        period=RATE_LIMIT
+        spec = AlertSpec(
+            project=args.project,
+            environment=args.environment,
+            key="unexpected-read",
+            title=f"[{args.environment}] Backup read by an unexpected principal",
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name="Object read in the backup bucket",
+                    condition_matched_log=gcp.monitoring.AlertPolicyConditionConditionMatchedLogArgs(
+                        filter=log_filter,
+                        label_extractors={
+                            "principal": "EXTRACT(protoPayload.authenticationInfo.principalEmail)",
+                            "object": "EXTRACT(protoPayload.resourceName)",
+                        },
                     ),
-                    auto_close=AUTO_CLOSE,
-                ),
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=title,
-                    mime_type="text/markdown",
-                    content=(
-                        "Someone other than the export job and the restore drill read a backup "
-                        "object. Expected during a restore (the instance's service account) or a "
-                        "break-glass investigation; otherwise treat it as a possible leak.\n\n"
-                        "Runbook: DR_RUNBOOK.md, section 'Who read a backup'."
-                    ),
-                ),
-                user_labels=standard_labels(args.environment, "audit", alert="unexpected-read"),
+                )
+            ],
+            channels=args.notification_channels,
+            documentation=(
+                "Someone other than the export job and the restore drill read a backup "
+                "object. Expected during a restore (the instance's service account) or a "
+                "break-glass investigation; otherwise treat it as a possible leak.\n\n"
+                "Runbook: DR_RUNBOOK.md, section 'Who read a backup'."
             ),
-            opts=child,
+            strategy=log_match_strategy(),
+            severity="WARNING",
+            component="audit",
         )
+        self.alert = alert_policy(f"{name}-unexpected-read", spec, child)
         self.register_outputs({"alert": self.alert.name})

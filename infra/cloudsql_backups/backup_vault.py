@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .alert_policy import AlertSpec, alert_policy, auto_close_strategy, log_match_strategy
 from .database import only_this_instance
 from .naming import standard_labels, type_token
 
@@ -46,8 +47,6 @@ BACKUP_JOB_CATEGORIES = ("SCHEDULED_BACKUP", "ON_DEMAND_BACKUP")
 # The plan runs daily in a 4-hour window: 36 hours without a successful job means one was missed
 # however it happened (association removed, plan paused, jobs never started), not only a failed one.
 STALE_AFTER_HOURS = 36
-ALERT_RATE_LIMIT = "3600s"
-ONE_DAY = "86400s"
 
 
 @dataclass(frozen=True)
@@ -277,92 +276,67 @@ class BackupVault(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        title = "Vaulted backup stale"
-        return gcp.monitoring.AlertPolicy(
-            f"{self._name}-backup-stale",
-            gcp.monitoring.AlertPolicyArgs(
-                project=args.project,
-                display_name=f"[{args.environment}] {title}",
-                combiner="OR",
-                enabled=True,
-                severity="CRITICAL",
-                conditions=[
-                    gcp.monitoring.AlertPolicyConditionArgs(
-                        display_name=f"No successful vaulted backup for {STALE_AFTER_HOURS} h",
-                        condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
-                            query=metric.name.apply(
-                                lambda name: vault_backup_stale_query(name, STALE_AFTER_HOURS)
-                            ),
-                            duration="0s",
-                            evaluation_interval="300s",
-                            alert_rule="VaultedBackupStale",
-                            rule_group="cloudsql-backups",
-                            # The metric is created in the same `up` and has no data yet.
-                            disable_metric_validation=True,
-                        ),
-                    )
-                ],
-                notification_channels=args.notification_channels,
-                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=f"[{args.environment}] {title}",
-                    mime_type="text/markdown",
-                    content=(
-                        f"No Backup and DR backup job of the Cloud SQL plan succeeded for {STALE_AFTER_HOURS} "
-                        "hours: a scheduled backup was missed. Check that the plan association still "
-                        "exists and is ACTIVE (`gcloud backup-dr backup-plan-associations list`), and "
-                        "the job log `bdr_backup_restore_jobs`.\n\n"
-                        "Runbook: README.md, section 'Vaulted backups'"
-                    ),
+        condition = gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=f"No successful vaulted backup for {STALE_AFTER_HOURS} h",
+            condition_prometheus_query_language=gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                query=metric.name.apply(
+                    lambda name: vault_backup_stale_query(name, STALE_AFTER_HOURS)
                 ),
-                user_labels=standard_labels(
-                    args.environment, "alerting", alert="vault-backup-stale"
-                ),
+                duration="0s",
+                evaluation_interval="300s",
+                alert_rule="VaultedBackupStale",
+                rule_group="cloudsql-backups",
+                # The metric is created in the same `up` and has no data yet.
+                disable_metric_validation=True,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[metric]),
+        )
+        spec = AlertSpec(
+            project=args.project,
+            environment=args.environment,
+            key="vault-backup-stale",
+            title=f"[{args.environment}] Vaulted backup stale",
+            conditions=[condition],
+            channels=args.notification_channels,
+            documentation=(
+                f"No Backup and DR backup job of the Cloud SQL plan succeeded for {STALE_AFTER_HOURS} "
+                "hours: a scheduled backup was missed. Check that the plan association still "
+                "exists and is ACTIVE (`gcloud backup-dr backup-plan-associations list`), and "
+                "the job log `bdr_backup_restore_jobs`.\n\n"
+                "Runbook: README.md, section 'Vaulted backups'"
+            ),
+            strategy=auto_close_strategy(),
+        )
+        return alert_policy(
+            f"{self._name}-backup-stale",
+            spec,
+            pulumi.ResourceOptions(parent=self, depends_on=[metric]),
         )
 
     def _backup_failed_alert(self) -> gcp.monitoring.AlertPolicy:
         args = self._args
-        title = "Vaulted backup failed"
-        return gcp.monitoring.AlertPolicy(
-            f"{self._name}-backup-failed",
-            gcp.monitoring.AlertPolicyArgs(
-                project=args.project,
-                display_name=f"[{args.environment}] {title}",
-                combiner="OR",
-                enabled=True,
-                severity="CRITICAL",
-                conditions=[
-                    gcp.monitoring.AlertPolicyConditionArgs(
-                        display_name="Backup and DR backup job failed or skipped",
-                        condition_matched_log=gcp.monitoring.AlertPolicyConditionConditionMatchedLogArgs(
-                            filter=vault_backup_failed_filter(args.project, args.plan_id)
-                        ),
-                    )
-                ],
-                notification_channels=args.notification_channels,
-                # Log-match conditions require a notification rate limit.
-                alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(
-                    notification_rate_limit=gcp.monitoring.AlertPolicyAlertStrategyNotificationRateLimitArgs(
-                        period=ALERT_RATE_LIMIT
+        spec = AlertSpec(
+            project=args.project,
+            environment=args.environment,
+            key="vault-backup-failed",
+            title=f"[{args.environment}] Vaulted backup failed",
+            conditions=[
+                gcp.monitoring.AlertPolicyConditionArgs(
+                    display_name="Backup and DR backup job failed or skipped",
+                    condition_matched_log=gcp.monitoring.AlertPolicyConditionConditionMatchedLogArgs(
+                        filter=vault_backup_failed_filter(args.project, args.plan_id)
                     ),
-                    auto_close=ONE_DAY,
-                ),
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=f"[{args.environment}] {title}",
-                    mime_type="text/markdown",
-                    content=(
-                        "A Backup and DR backup job of the Cloud SQL instance failed or was skipped: the "
-                        "vault holds no new backup for this window. Read the entry's jsonPayload.errorType "
-                        "and errorMessage (`gcloud logging read 'logName:bdr_backup_restore_jobs'`), fix "
-                        "the cause, then take an on-demand backup through the plan association.\n\n"
-                        "Runbook: README.md, section 'Vaulted backups'"
-                    ),
-                ),
-                user_labels=standard_labels(
-                    args.environment, "alerting", alert="vault-backup-failed"
-                ),
+                )
+            ],
+            channels=args.notification_channels,
+            documentation=(
+                "A Backup and DR backup job of the Cloud SQL instance failed or was skipped: the "
+                "vault holds no new backup for this window. Read the entry's jsonPayload.errorType "
+                "and errorMessage (`gcloud logging read 'logName:bdr_backup_restore_jobs'`), fix "
+                "the cause, then take an on-demand backup through the plan association.\n\n"
+                "Runbook: README.md, section 'Vaulted backups'"
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            strategy=log_match_strategy(),
+        )
+        return alert_policy(
+            f"{self._name}-backup-failed", spec, pulumi.ResourceOptions(parent=self)
         )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .custom_roles import CustomRole, declare_custom_role
 from .naming import type_token
 
 GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
@@ -109,19 +110,7 @@ DEFAULT_PREVIEW_ROLES: tuple[str, ...] = (
 WRITING_VIEWER_ROLES = frozenset({"roles/cloudsql.viewer"})
 
 
-@dataclass(frozen=True)
-class CustomRole:
-    """A project custom role this component defines; a human applies it, CI cannot edit it."""
-
-    id_prefix: str
-    title: str
-    description: str
-    permissions: tuple[str, ...]
-
-    def role_id(self, environment: str) -> str:
-        return f"{self.id_prefix}{environment.capitalize()}"
-
-
+# The custom roles below are applied by a human; CI cannot edit them (no roleAdmin).
 # The backup bucket without object data and without its IAM policy: storage.buckets.setIamPolicy
 # would let CI grant itself objectViewer on the dumps, so bucket grants are applied by a human.
 BUCKET_MANAGER = CustomRole(
@@ -507,17 +496,12 @@ class CiIdentity(pulumi.ComponentResource):
         )
 
     def _custom_role(self, role: CustomRole) -> gcp.projects.IAMCustomRole:
-        return gcp.projects.IAMCustomRole(
+        return declare_custom_role(
             f"{self._name}-{role_resource_suffix(role.id_prefix)}",
-            gcp.projects.IAMCustomRoleArgs(
-                project=self._args.project,
-                role_id=role.role_id(self._args.environment),
-                title=f"{role.title} ({self._args.environment})",
-                description=role.description,
-                permissions=list(role.permissions),
-                stage="GA",
-            ),
-            opts=self._child,
+            role,
+            self._args.project,
+            self._args.environment,
+            self._child,
         )
 
     def _let_deployer_attach_runtime_accounts(self) -> None:

@@ -34,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from .database import BackupSchedule, InstanceShape, MaintenanceWindow, NetworkAccess
+
 PROJECT_NAMESPACE = "cloudsql-backups"
 
 # Cloud SQL for PostgreSQL versions the Admin API accepts (SqlDatabaseVersion enum).
@@ -574,6 +576,42 @@ class StackSettings(BaseModel):
     def vault_project(self) -> str:
         """Where the backup vault lives: its own project if one is named, else the stack's."""
         return self.backup_vault_project or self.project
+
+    # The instance's settings in the groups DatabaseInstance takes.
+    @property
+    def instance_shape(self) -> InstanceShape:
+        return InstanceShape(
+            database_version=self.database_version,
+            edition=self.edition,
+            tier=self.tier,
+            availability_type=self.availability_type,
+            disk_size_gb=self.disk_size_gb,
+        )
+
+    @property
+    def backup_schedule(self) -> BackupSchedule:
+        return BackupSchedule(
+            start_time=self.backup_start_time,
+            location=self.backup_location,
+            retained_backups=self.retained_backups,
+            point_in_time_recovery=self.point_in_time_recovery,
+            transaction_log_retention_days=self.transaction_log_retention_days,
+            final_backup_retention_days=self.final_backup_retention_days,
+            vaulted=self.backup_vault_enabled,
+        )
+
+    @property
+    def network_access(self) -> NetworkAccess:
+        return NetworkAccess(
+            vpc_network=self.vpc_network,
+            ssl_mode=self.ssl_mode,
+            public_ip_enabled=self.public_ip_enabled,
+            authorized_networks=self.authorized_networks,
+        )
+
+    @property
+    def maintenance_window(self) -> MaintenanceWindow:
+        return MaintenanceWindow(day=self.maintenance_day, hour=self.maintenance_hour)
 
 
 def _environment_matches_stack(s: StackSettings, stack: str) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .custom_roles import CustomRole, declare_custom_role
 from .naming import type_token
 
 SINK_PREFIX = "dashboard-assets/"
@@ -26,6 +27,12 @@ SINK_OBJECT_PERMISSIONS = (
     "storage.objects.create",
     "storage.objects.delete",
     "storage.objects.get",
+)
+SINK_ROLE = CustomRole(
+    "dashboardAssetsSink",
+    "Dashboard assets transfer sink",
+    "Write, read and replace copied dashboard assets. Nothing else.",
+    SINK_OBJECT_PERMISSIONS,
 )
 
 
@@ -45,7 +52,7 @@ class DashboardAssetsBackupArgs:
 
     @staticmethod
     def sink_role_id(environment: str) -> str:
-        return f"dashboardAssetsSink{environment.capitalize()}"
+        return SINK_ROLE.role_id(environment)
 
 
 def sink_prefix_condition(bucket: str) -> str:
@@ -121,17 +128,8 @@ class DashboardAssetsBackup(pulumi.ComponentResource):
         agent_member: pulumi.Input[str],
         child: pulumi.ResourceOptions,
     ) -> gcp.storage.BucketIAMMember:
-        role = gcp.projects.IAMCustomRole(
-            f"{name}-sink-role",
-            gcp.projects.IAMCustomRoleArgs(
-                project=args.project,
-                role_id=DashboardAssetsBackupArgs.sink_role_id(args.environment),
-                title=f"Dashboard assets transfer sink ({args.environment})",
-                description="Write, read and replace copied dashboard assets. Nothing else.",
-                permissions=list(SINK_OBJECT_PERMISSIONS),
-                stage="GA",
-            ),
-            opts=child,
+        role = declare_custom_role(
+            f"{name}-sink-role", SINK_ROLE, args.project, args.environment, child
         )
         return gcp.storage.BucketIAMMember(
             f"{name}-agent-writes-backup",

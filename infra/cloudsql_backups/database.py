@@ -42,6 +42,47 @@ BACKUP_DR_MANAGED_FIELDS = (
 
 
 @dataclass(frozen=True)
+class InstanceShape:
+    """What the instance runs on."""
+
+    database_version: str
+    edition: str
+    tier: str
+    availability_type: str
+    disk_size_gb: int
+
+
+@dataclass(frozen=True)
+class BackupSchedule:
+    """Automated backups, point-in-time recovery and what is kept when the instance goes."""
+
+    start_time: str  # HH:MM UTC, start of the 4-hour window
+    location: str
+    retained_backups: int
+    point_in_time_recovery: bool
+    transaction_log_retention_days: int
+    final_backup_retention_days: int
+    # Enhanced backups: a Backup and DR plan owns the schedule and retention (backup_vault.py).
+    vaulted: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkAccess:
+    """How clients reach the instance: private IP on the VPC, TLS, and an optional public IP."""
+
+    vpc_network: str
+    ssl_mode: str
+    public_ip_enabled: bool = False
+    authorized_networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    day: int  # 1 = Monday ... 7 = Sunday
+    hour: int  # UTC
+
+
+@dataclass(frozen=True)
 class DatabaseInstanceArgs:
     """What the instance needs to know; every field comes from validated stack settings."""
 
@@ -49,27 +90,12 @@ class DatabaseInstanceArgs:
     region: str
     environment: str
     instance_name: str
-    database_version: str
-    edition: str
-    tier: str
-    availability_type: str
-    disk_size_gb: int
-    vpc_network: str
-    backup_start_time: str
-    backup_location: str
-    retained_backups: int
-    point_in_time_recovery: bool
-    transaction_log_retention_days: int
-    final_backup_retention_days: int
+    shape: InstanceShape
+    backup: BackupSchedule
+    network: NetworkAccess
+    maintenance: MaintenanceWindow
     deletion_protection: bool
-    maintenance_day: int
-    maintenance_hour: int
-    ssl_mode: str
-    public_ip_enabled: bool = False
-    authorized_networks: tuple[str, ...] = ()
     adopt_existing_instance: bool = False
-    # Enhanced backups: a Backup and DR plan owns the schedule and retention (backup_vault.py).
-    vaulted: bool = False
     database_flags: dict[str, str] = field(default_factory=lambda: dict(AUDIT_DATABASE_FLAGS))
 
     @property
@@ -95,7 +121,7 @@ class DatabaseInstance(pulumi.ComponentResource):
                 project=args.project,
                 region=args.region,
                 name=args.instance_name,
-                database_version=args.database_version,
+                database_version=args.shape.database_version,
                 deletion_protection=args.deletion_protection,
                 settings=_settings(args),
             ),
@@ -104,7 +130,7 @@ class DatabaseInstance(pulumi.ComponentResource):
                 protect=args.is_prod,
                 retain_on_delete=args.is_prod,
                 import_=_import_id(args) if args.adopt_existing_instance else None,
-                ignore_changes=list(BACKUP_DR_MANAGED_FIELDS) if args.vaulted else None,
+                ignore_changes=list(BACKUP_DR_MANAGED_FIELDS) if args.backup.vaulted else None,
             ),
         )
         self.name = self.instance.name
@@ -138,21 +164,21 @@ def _import_id(args: DatabaseInstanceArgs) -> str:
 
 def _settings(args: DatabaseInstanceArgs) -> gcp.sql.DatabaseInstanceSettingsArgs:
     return gcp.sql.DatabaseInstanceSettingsArgs(
-        tier=args.tier,
-        edition=args.edition,
-        availability_type=args.availability_type,
-        disk_size=args.disk_size_gb,
+        tier=args.shape.tier,
+        edition=args.shape.edition,
+        availability_type=args.shape.availability_type,
+        disk_size=args.shape.disk_size_gb,
         disk_autoresize=True,
         disk_type="PD_SSD",
         deletion_protection_enabled=args.deletion_protection,
         retain_backups_on_delete=True,
         final_backup_config=gcp.sql.DatabaseInstanceSettingsFinalBackupConfigArgs(
-            enabled=True, retention_days=args.final_backup_retention_days
+            enabled=True, retention_days=args.backup.final_backup_retention_days
         ),
         backup_configuration=_backup_configuration(args),
         ip_configuration=_ip_configuration(args),
         maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
-            day=args.maintenance_day, hour=args.maintenance_hour, update_track="stable"
+            day=args.maintenance.day, hour=args.maintenance.hour, update_track="stable"
         ),
         insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(
             query_insights_enabled=True,
@@ -173,12 +199,12 @@ def _backup_configuration(
 ) -> gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs:
     return gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
         enabled=True,
-        start_time=args.backup_start_time,
-        location=args.backup_location,
-        point_in_time_recovery_enabled=args.point_in_time_recovery,
-        transaction_log_retention_days=args.transaction_log_retention_days,
+        start_time=args.backup.start_time,
+        location=args.backup.location,
+        point_in_time_recovery_enabled=args.backup.point_in_time_recovery,
+        transaction_log_retention_days=args.backup.transaction_log_retention_days,
         backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
-            retained_backups=args.retained_backups, retention_unit="COUNT"
+            retained_backups=args.backup.retained_backups, retention_unit="COUNT"
         ),
     )
 
@@ -187,14 +213,14 @@ def _ip_configuration(
     args: DatabaseInstanceArgs,
 ) -> gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs:
     return gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
-        ipv4_enabled=args.public_ip_enabled,
-        private_network=args.vpc_network,
-        ssl_mode=args.ssl_mode,
+        ipv4_enabled=args.network.public_ip_enabled,
+        private_network=args.network.vpc_network,
+        ssl_mode=args.network.ssl_mode,
         enable_private_path_for_google_cloud_services=True,
         authorized_networks=[
             gcp.sql.DatabaseInstanceSettingsIpConfigurationAuthorizedNetworkArgs(
                 name=f"authorized-{index}", value=cidr
             )
-            for index, cidr in enumerate(args.authorized_networks)
+            for index, cidr in enumerate(args.network.authorized_networks)
         ],
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
+from .custom_roles import CustomRole, declare_custom_role
 from .database import only_this_instance
 from .naming import standard_labels, type_token
 from .sdk_image import require_interpreter
@@ -31,12 +32,24 @@ from .sdk_image import require_interpreter
 EXPORT_SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "export" / "cloudsql_export.py"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 EXPORTER_PERMISSIONS = ("cloudsql.instances.export", "cloudsql.instances.get")
+EXPORTER_ROLE = CustomRole(
+    "cloudsqlExporter",
+    "Cloud SQL exporter",
+    "Start a SQL export of an instance and read its state. Nothing else.",
+    EXPORTER_PERMISSIONS,
+)
 # The interpreter the job's command names; the image's variant must ship it (sdk_image.py).
 EXPORT_INTERPRETER = "python3"
 # Setting an object's retain-until needs setRetention and update; shortening or removing an Unlocked one
 # would also need overrideUnlockedRetention, which the job never gets
 # (https://cloud.google.com/storage/docs/using-object-lock#required-roles).
 RETENTION_SETTER_PERMISSIONS = ("storage.objects.setRetention", "storage.objects.update")
+RETENTION_SETTER_ROLE = CustomRole(
+    "exportRetentionSetter",
+    "Export retention setter",
+    "Set the retention of verified exports. Cannot shorten or remove one.",
+    RETENTION_SETTER_PERMISSIONS,
+)
 
 
 @dataclass(frozen=True)
@@ -70,15 +83,15 @@ class ExportJobArgs:
 
     @staticmethod
     def exporter_role_id(environment: str) -> str:
-        return f"cloudsqlExporter{environment.capitalize()}"
+        return EXPORTER_ROLE.role_id(environment)
 
     @staticmethod
     def retention_setter_role_id(environment: str) -> str:
-        return f"exportRetentionSetter{environment.capitalize()}"
+        return RETENTION_SETTER_ROLE.role_id(environment)
 
     @staticmethod
     def exporter_role_name(project: str, environment: str) -> str:
-        return f"projects/{project}/roles/{ExportJobArgs.exporter_role_id(environment)}"
+        return EXPORTER_ROLE.role_name(project, environment)
 
 
 def run_job_uri(project: str, region: str, job_name: str) -> str:
@@ -132,17 +145,8 @@ class ExportJob(pulumi.ComponentResource):
     def _grant_job_permissions(
         self, name: str, args: ExportJobArgs, child: pulumi.ResourceOptions
     ) -> None:
-        exporter_role = gcp.projects.IAMCustomRole(
-            f"{name}-exporter-role",
-            gcp.projects.IAMCustomRoleArgs(
-                project=args.project,
-                role_id=ExportJobArgs.exporter_role_id(args.environment),
-                title=f"Cloud SQL exporter ({args.environment})",
-                description="Start a SQL export of an instance and read its state. Nothing else.",
-                permissions=list(EXPORTER_PERMISSIONS),
-                stage="GA",
-            ),
-            opts=child,
+        exporter_role = declare_custom_role(
+            f"{name}-exporter-role", EXPORTER_ROLE, args.project, args.environment, child
         )
         gcp.projects.IAMMember(
             f"{name}-job-exporter",
@@ -185,17 +189,12 @@ class ExportJob(pulumi.ComponentResource):
         self, name: str, args: ExportJobArgs, child: pulumi.ResourceOptions
     ) -> None:
         """The job may set retain-until on objects of the backup bucket, and nothing more there."""
-        role = gcp.projects.IAMCustomRole(
+        role = declare_custom_role(
             f"{name}-retention-setter-role",
-            gcp.projects.IAMCustomRoleArgs(
-                project=args.project,
-                role_id=ExportJobArgs.retention_setter_role_id(args.environment),
-                title=f"Export retention setter ({args.environment})",
-                description="Set the retention of verified exports. Cannot shorten or remove one.",
-                permissions=list(RETENTION_SETTER_PERMISSIONS),
-                stage="GA",
-            ),
-            opts=child,
+            RETENTION_SETTER_ROLE,
+            args.project,
+            args.environment,
+            child,
         )
         gcp.storage.BucketIAMMember(
             f"{name}-job-sets-retention",

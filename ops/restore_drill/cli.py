@@ -24,7 +24,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ops.restore_drill.checks import CHECKS_DIR, CheckDefinitionError
-from ops.restore_drill.cloudsql import BackupStore, CloudSqlAdmin, PollSettings
+from ops.restore_drill.cloudsql import (
+    BackupStore,
+    BackupVaultCatalog,
+    CloudSqlAdmin,
+    NewInstanceSettings,
+    PollSettings,
+    instance_resource,
+)
 from ops.restore_drill.connect import DatabaseConnector, GoogleTokenSource, IamConnector
 from ops.restore_drill.drill import (
     NEWEST_WRITE_SQL,
@@ -32,9 +39,11 @@ from ops.restore_drill.drill import (
     ExportPlan,
     LocalFilePlan,
     PitrPlan,
+    VaultPlan,
     run_export_drill,
     run_local_file_drill,
     run_pitr_drill,
+    run_vault_drill,
     utc_now,
 )
 from ops.restore_drill.exports import stamp_of
@@ -42,7 +51,12 @@ from ops.restore_drill.health import HealthUrlError, HealthWait, validate_health
 from ops.restore_drill.pgtools import PgTools
 from ops.restore_drill.progress import RichReporter
 from ops.restore_drill.report import DrillReport
-from ops.restore_drill.rest import GcsBackupStore, RestCloudSqlAdmin, authorized_session
+from ops.restore_drill.rest import (
+    GcsBackupStore,
+    RestBackupVaultCatalog,
+    RestCloudSqlAdmin,
+    authorized_session,
+)
 from ops.restore_drill.restore_log import RestoreLogError, append_row
 from ops.restore_drill.suite_setup import (
     DESCRIPTION_PATH,
@@ -68,6 +82,7 @@ class Method(StrEnum):
     export = "export"
     pitr = "pitr"
     local_file = "local-file"
+    vault = "vault"
 
 
 class IpType(StrEnum):
@@ -78,6 +93,16 @@ class IpType(StrEnum):
     def api_type(self) -> str:
         """The Cloud SQL IpMapping type: PRIVATE, or PRIMARY for the public address."""
         return "PRIVATE" if self is IpType.private else "PRIMARY"
+
+
+class Edition(StrEnum):
+    enterprise = "enterprise"
+    enterprise_plus = "enterprise-plus"
+
+    @property
+    def api_value(self) -> str:
+        """The Cloud SQL Settings.edition value: ENTERPRISE or ENTERPRISE_PLUS."""
+        return self.value.upper().replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -107,6 +132,20 @@ class DrillOptions:
     pg_bin_dir: Path | None
     restore_database: str | None
     keep_restored: bool
+    vault: VaultOptions | None = None  # --method vault only
+
+
+@dataclass(frozen=True)
+class VaultOptions:
+    """The vault method's options, as given."""
+
+    vault: str | None
+    backup: str | None
+    restore_instance: str | None
+    network: str | None
+    tier: str | None
+    region: str | None
+    edition: Edition | None
 
 
 @dataclass(frozen=True)
@@ -116,13 +155,19 @@ class CloudServices:
     source_admin: CloudSqlAdmin
     staging_admin: CloudSqlAdmin | None
     store: BackupStore
+    vault_catalog: BackupVaultCatalog | None = None  # Backup and DR (vault method)
 
 
 def make_cloud_services(project: str, staging_project: str | None) -> CloudServices:
     """The real Google clients (tests replace this function with fakes)."""
     session = authorized_session()
     staging = RestCloudSqlAdmin(session, staging_project) if staging_project else None
-    return CloudServices(RestCloudSqlAdmin(session, project), staging, GcsBackupStore(session))
+    return CloudServices(
+        RestCloudSqlAdmin(session, project),
+        staging,
+        GcsBackupStore(session),
+        RestBackupVaultCatalog(session),
+    )
 
 
 def make_connector(
@@ -256,7 +301,69 @@ def pitr_plan(options: DrillOptions, now: datetime) -> PitrPlan:
     )
 
 
-Plan = LocalFilePlan | ExportPlan | PitrPlan
+VAULT_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/backupVaults/[^/]+$")
+BACKUP_NAME_TAIL = re.compile(r"^/dataSources/[^/]+/backups/[^/]+$")
+NETWORK_NAME = re.compile(r"^projects/[^/]+/global/networks/[^/]+$")
+INSTANCE_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+TIER_NAME = re.compile(r"^db-[a-z0-9-]+$")
+REGION_NAME = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def checked(value: str | None, pattern: re.Pattern[str], option: str, allowed: str) -> None:
+    if value is not None and not pattern.fullmatch(value):
+        raise typer.BadParameter(f"{value!r}: allowed: {allowed}", param_hint=option)
+
+
+def vault_plan(options: DrillOptions, now: datetime) -> VaultPlan:
+    project, instance, _user = require_cloud(options)
+    given = options.vault or VaultOptions(None, None, None, None, None, None, None)
+    require(
+        {
+            "--vault": given.vault,
+            "--staging-project": options.staging_project,
+            "--network": given.network,
+        },
+        options.method,
+    )
+    assert given.vault is not None and given.network is not None
+    checked(given.vault, VAULT_NAME, "--vault", "projects/PROJECT/locations/REGION/backupVaults/ID")
+    if given.backup is not None and not BACKUP_NAME_TAIL.fullmatch(
+        given.backup.removeprefix(given.vault)
+    ):
+        raise typer.BadParameter(
+            f"{given.backup!r}: allowed: a backup of --vault, "
+            f"{given.vault}/dataSources/DATA_SOURCE/backups/BACKUP",
+            param_hint="--vault-backup",
+        )
+    checked(given.network, NETWORK_NAME, "--network", "projects/PROJECT/global/networks/NETWORK")
+    checked(given.tier, TIER_NAME, "--tier", "a Cloud SQL tier such as db-custom-2-7680")
+    checked(given.region, REGION_NAME, "--region", "a region such as europe-west1")
+    restore_instance = given.restore_instance or clone_name(instance, now)
+    rule = f"lowercase letters, digits and hyphens, starting with a letter, at most {MAX_INSTANCE_NAME}"
+    checked(restore_instance, INSTANCE_NAME, "--restore-instance", rule)
+    if len(restore_instance) > MAX_INSTANCE_NAME or restore_instance == instance:
+        raise typer.BadParameter(
+            f"{restore_instance!r}: allowed: {rule} characters, not the production instance's name",
+            param_hint="--restore-instance",
+        )
+    settings = NewInstanceSettings(
+        private_network=given.network,
+        tier=given.tier,
+        region=given.region,
+        edition=given.edition.api_value if given.edition else None,
+    )
+    return VaultPlan(
+        vault=given.vault,
+        source_instance=instance_resource(project, instance),
+        restore_instance=restore_instance,
+        settings=settings,
+        database=options.database,
+        backup=given.backup,
+        keep_restored=options.keep_restored,
+    )
+
+
+Plan = LocalFilePlan | ExportPlan | PitrPlan | VaultPlan
 
 
 def make_plan(options: DrillOptions, now: datetime) -> Plan:
@@ -265,6 +372,8 @@ def make_plan(options: DrillOptions, now: datetime) -> Plan:
         return local_file_plan(options, now)
     if options.method is Method.export:
         return export_plan(options, now)
+    if options.method is Method.vault:
+        return vault_plan(options, now)
     return pitr_plan(options, now)
 
 
@@ -306,6 +415,10 @@ def execute(
         assert services.staging_admin is not None
         store = services.store
         return run_export_drill(plan, env, services.staging_admin, store, connector, poll)
+    if isinstance(plan, VaultPlan):
+        assert services.staging_admin is not None and services.vault_catalog is not None
+        admin, catalog = services.staging_admin, services.vault_catalog
+        return run_vault_drill(plan, env, admin, catalog, connector, poll)
     return run_pitr_drill(plan, env, services.source_admin, connector, poll)
 
 
@@ -334,7 +447,8 @@ def main(
     database: Annotated[str, typer.Option(help="Database to restore and check.")] = "app",
     bucket: Annotated[str | None, typer.Option(help="export: Backup bucket name.")] = None,
     staging_project: Annotated[
-        str | None, typer.Option(help="export: Project of the staging instance (the target).")
+        str | None,
+        typer.Option(help="export/vault: Project of the staging instance (the target)."),
     ] = None,
     staging_instance: Annotated[
         str | None, typer.Option(help="export: Staging instance to import into.")
@@ -361,11 +475,36 @@ def main(
         str | None,
         typer.Option(help="pitr: Temporary instance name (default: INSTANCE-drill-TIME)."),
     ] = None,
+    vault: Annotated[
+        str | None,
+        typer.Option(help="vault: Backup vault, projects/P/locations/REGION/backupVaults/ID."),
+    ] = None,
+    vault_backup: Annotated[
+        str | None,
+        typer.Option(help="vault: Full name of the backup to restore (default: the newest)."),
+    ] = None,
+    restore_instance: Annotated[
+        str | None,
+        typer.Option(help="vault: New temporary instance name (default: INSTANCE-drill-TIME)."),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option(help="vault: Its private network, projects/P/global/networks/N."),
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="vault: Its tier (default: the backed-up instance's).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="vault: Its region (default: the backup's).")
+    ] = None,
+    edition: Annotated[
+        Edition | None, typer.Option(help="vault: Its edition (default: the backup's).")
+    ] = None,
     db_user: Annotated[
         str | None,
         typer.Option(
             envvar="RESTORE_DRILL_DB_USER",
-            help="export/pitr: IAM principal email used for IAM database authentication.",
+            help="export/pitr/vault: IAM principal email used for IAM database authentication.",
         ),
     ] = None,
     ip_type: Annotated[IpType, typer.Option(help="export/pitr: Instance address to use.")] = (
@@ -447,6 +586,7 @@ def main(
         pg_bin_dir,
         restore_database,
         keep_restored,
+        VaultOptions(vault, vault_backup, restore_instance, network, tier, region, edition),
     )
     now = utc_now()
     plan = make_plan(options, now)

@@ -157,6 +157,12 @@ class CloudSqlAdmin(Protocol):
 
     def get_operation(self, name: str) -> Operation: ...
 
+    def restore_backupdr_backup(
+        self, instance: str, backup: str, settings: NewInstanceSettings
+    ) -> Operation:
+        """Restore a vaulted (Backup and DR) backup into a NEW instance with these settings."""
+        ...
+
 
 class BackupStore(Protocol):
     """Listing of the logical exports in the backup bucket."""
@@ -215,3 +221,55 @@ def retry_while_busy(start: Callable[[], T], poll: PollSettings) -> T:
                 raise
             poll.sleep(poll.interval_seconds)
     return start()
+
+
+# --- vaulted backups (Backup and DR) ------------------------------------------------------------
+
+# Backup.State ACTIVE: "The backup has been created and is fully usable" (CREATING, DELETING,
+# ERROR and UPLOADING are not restorable):
+# https://github.com/googleapis/googleapis/blob/master/google/cloud/backupdr/v1/backupvault.proto
+BACKUP_ACTIVE = "ACTIVE"
+
+
+@dataclass(frozen=True)
+class VaultBackup:
+    """The fields of a Backup and DR Backup resource the drill relies on."""
+
+    name: str  # projects/P/locations/L/backupVaults/V/dataSources/D/backups/B
+    state: str  # CREATING, ACTIVE, DELETING, ERROR, UPLOADING
+    # "The point in time when this backup was captured from the source" (unset while CREATING).
+    consistency_time: datetime | None
+    source_instance: str  # cloudSqlInstanceBackupProperties.sourceInstance: projects/P/instances/I
+    database_version: str = ""  # cloudSqlInstanceBackupProperties.databaseInstalledVersion
+
+    @property
+    def restorable(self) -> bool:
+        return self.state == BACKUP_ACTIVE and self.consistency_time is not None
+
+
+@dataclass(frozen=True)
+class NewInstanceSettings:
+    """What a restore into a new instance overrides from the settings stored in the backup.
+
+    Private IP only (no public address), TLS only, deletion protection off so the drill can delete
+    it. The backup's major version is kept (Google: the major version cannot change on restore).
+    """
+
+    private_network: str  # projects/P/global/networks/N
+    tier: str | None = None  # None: the backup's tier
+    region: str | None = None  # None: the backup's region
+    edition: str | None = None  # ENTERPRISE or ENTERPRISE_PLUS; None: the backup's edition
+
+
+def instance_resource(project: str, instance: str) -> str:
+    """How Backup and DR names a Cloud SQL instance: projects/{project}/instances/{instance}."""
+    return f"projects/{project}/instances/{instance}"
+
+
+class BackupVaultCatalog(Protocol):
+    """Backup and DR API v1 listing of the backups in one backup vault."""
+
+    def list_vault_backups(self, vault: str) -> list[VaultBackup]:
+        """Every backup of every data source in `vault` (projects/P/locations/L/backupVaults/V),
+        whatever its state or source (the caller picks the instance's)."""
+        ...

@@ -1,6 +1,6 @@
 """The quarterly restore drill: restore, verify with the SQL checks, measure RPO and RTO, clean up.
 
-Three ways to restore, one verification:
+Four ways to restore, one verification:
 
 * export:     import the newest logical export from the backup bucket (production project) into a
               new database on the staging instance (staging project: instances.import, fileType
@@ -8,7 +8,10 @@ Three ways to restore, one verification:
 * pitr:       clone the production instance to a point in time into a temporary instance
               (instances.clone with cloneContext.pointInTime), deleted afterwards without leaving
               backups behind;
-* local-file: replay a downloaded export into any PostgreSQL with psql.
+* local-file: replay a downloaded export into any PostgreSQL with psql;
+* vault:      restore the newest vaulted (Backup and DR) backup into a new temporary instance in
+              the staging project (instances.restoreBackup with backupdrBackup), deleted
+              afterwards like a PITR clone.
 
 Whatever fails, the drill returns a report saying so (it never raises for a failed restore or a
 failed check) and cleans up what it created: the temporary instance or database is removed even
@@ -32,14 +35,17 @@ from psycopg.rows import TupleRow
 from ops.restore_drill.cloudsql import (
     INSTANCE_RUNNABLE,
     BackupStore,
+    BackupVaultCatalog,
     CloudApiError,
     CloudSqlAdmin,
     ForbiddenError,
+    NewInstanceSettings,
     NotFoundError,
     Operation,
     OperationFailedError,
     OperationTimeoutError,
     PollSettings,
+    VaultBackup,
     retry_while_busy,
     wait_for_operation,
 )
@@ -614,3 +620,155 @@ def delete_temporary_instance(
         return
     run_operation(admin, lambda: admin.prepare_for_deletion(instance_name), poll, reporter)
     run_operation(admin, lambda: admin.delete_instance(instance_name), poll, reporter)
+
+
+# --- vault --------------------------------------------------------------------------------------
+
+RPO_VAULT_BASIS = "now - vaulted backup consistency time (Backup and DR Backup.consistencyTime)"
+
+
+@dataclass(frozen=True)
+class VaultPlan:
+    """A vault drill. The vault and the backed-up instance are production's; the temporary
+    instance and its operations live in the staging project (the `admin` the drill is given)."""
+
+    vault: str  # projects/P/locations/L/backupVaults/V
+    source_instance: str  # projects/P/instances/I, as Backup and DR names the backed-up instance
+    restore_instance: str
+    settings: NewInstanceSettings
+    database: str
+    backup: str | None = None  # a full Backup name; None: the newest restorable one
+    keep_restored: bool = False
+
+
+def run_vault_drill(
+    plan: VaultPlan,
+    env: DrillEnvironment,
+    admin: CloudSqlAdmin,
+    catalog: BackupVaultCatalog,
+    connector: DatabaseConnector,
+    poll: PollSettings,
+) -> DrillReport:
+    report = DrillReport(
+        method="vault (instances.restoreBackup)",
+        source=plan.vault,
+        target=f"{plan.restore_instance}/{plan.database} (temporary)",
+        restore_point=None,
+        started_at=env.clock(),
+        checks_total=len(env.checks),
+    )
+    cloud = CloudDrillServices(admin, connector, poll)
+    resources = CreatedResources(report, env, plan.keep_restored)
+    try:
+        backup = choose_vault_backup(plan, catalog, env, report)
+        restore_vault_backup(plan, backup, cloud, env, resources)
+        connect_and_verify(
+            lambda: connect_to_temporary(cloud, plan.restore_instance, plan.database),
+            env,
+            report,
+            report.target,
+        )
+    except DRILL_FAILURES as error:
+        report.fail(str(error))
+    finally:
+        resources.release_all()
+    return report
+
+
+def choose_vault_backup(
+    plan: VaultPlan, catalog: BackupVaultCatalog, env: DrillEnvironment, report: DrillReport
+) -> VaultBackup:
+    """The backup to restore, and the RPO a loss right now would cost with the vault alone."""
+    with env.reporter.step(f"Find the backup of {plan.source_instance} in {plan.vault}"):
+        asked_at = env.clock()
+        backups = catalog.list_vault_backups(plan.vault)
+    backup = pick_vault_backup(plan, backups)
+    assert backup.consistency_time is not None  # pick_vault_backup returns restorable ones only
+    report.source, report.restore_point = backup.name, backup.consistency_time
+    report.rpo_data_at, report.rpo_reference_at = backup.consistency_time, asked_at
+    report.rpo_basis = RPO_VAULT_BASIS
+    env.reporter.note(
+        f"vaulted backup: {backup.name} (consistent at {format_moment(backup.consistency_time)})"
+    )
+    return backup
+
+
+def pick_vault_backup(plan: VaultPlan, backups: list[VaultBackup]) -> VaultBackup:
+    ours = [backup for backup in backups if backup.source_instance == plan.source_instance]
+    if plan.backup is not None:
+        named = next((backup for backup in ours if backup.name == plan.backup), None)
+        if named is None:
+            raise DrillError(
+                f"{plan.backup} is not a backup of {plan.source_instance} in {plan.vault}; "
+                "list them with `gcloud backup-dr backups list` (DR_RUNBOOK.md)"
+            )
+        if not named.restorable:
+            raise DrillError(f"backup {plan.backup} is {named.state}; only ACTIVE ones restore")
+        return named
+    restorable = [backup for backup in ours if backup.restorable]
+    if not restorable:
+        raise DrillError(no_vault_backup_message(plan, backups, ours))
+    return max(restorable, key=lambda backup: backup.consistency_time or datetime.min)
+
+
+def no_vault_backup_message(
+    plan: VaultPlan, backups: list[VaultBackup], ours: list[VaultBackup]
+) -> str:
+    message = f"no restorable (ACTIVE) backup of {plan.source_instance} in {plan.vault}"
+    if ours:
+        states = sorted({backup.state for backup in ours})
+        return f"{message}; its {len(ours)} backup(s) are {', '.join(states)}"
+    others = sorted({backup.source_instance for backup in backups} - {""})
+    if others:
+        return f"{message}; the vault holds backups of {', '.join(others)} (check --instance)"
+    return f"{message}; the vault is empty (has the backup plan run yet?)"
+
+
+def restore_vault_backup(
+    plan: VaultPlan,
+    backup: VaultBackup,
+    cloud: CloudDrillServices,
+    env: DrillEnvironment,
+    resources: CreatedResources,
+) -> None:
+    admin, name = cloud.admin, plan.restore_instance
+    with env.reporter.step(f"Restore the vaulted backup into new instance {name}"):
+        require_absent_instance(admin, name)
+        operation = admin.restore_backupdr_backup(name, backup.name, plan.settings)
+        # Ours from here on, even if the restore ends up FAILED: cleanup always deletes it.
+        resources.register(
+            f"Delete temporary instance {name}",
+            f"kept temporary instance {name} in {admin.project}; it is billed until you remove "
+            "it as DR_RUNBOOK.md 'Remove a clone' says",
+            lambda: delete_temporary_instance(admin, name, cloud.poll, env.reporter),
+        )
+        wait_for_operation(admin, operation, cloud.poll, on_status=status_reporter(env.reporter))
+
+
+def require_absent_instance(admin: CloudSqlAdmin, instance_name: str) -> None:
+    """Restoring onto an existing instance overwrites its data, so only a 404 lets the drill go on.
+
+    Unlike a clone, whose call answers 409 for a taken name, what restoreBackup does with
+    restoreInstanceSettings on an existing instance is not documented, and Cloud SQL also answers
+    403 for a missing instance: a 403 stops the drill instead of being taken for absence.
+    """
+    try:
+        admin.get_instance(instance_name)
+    except NotFoundError:
+        return
+    except ForbiddenError as error:
+        raise DrillError(
+            f"cannot tell whether instance {instance_name} exists ({error}); the drill restores "
+            "only into a name Cloud SQL reports missing (404): give the drill identity "
+            f"cloudsql.instances.get in {admin.project} (DR_RUNBOOK.md)"
+        ) from error
+    raise DrillError(f"instance {instance_name} already exists; choose another --restore-instance")
+
+
+def connect_to_temporary(
+    cloud: CloudDrillServices, instance_name: str, database: str
+) -> psycopg.Connection[TupleRow]:
+    instance = cloud.admin.get_instance(instance_name)
+    if instance.state != INSTANCE_RUNNABLE:
+        raise DrillError(f"instance {instance_name} is {instance.state}, not RUNNABLE")
+    return cloud.connector.connect(instance, database)

@@ -40,10 +40,12 @@ from ops.restore_drill.cloudsql import (
     ForbiddenError,
     Instance,
     IpAddress,
+    NewInstanceSettings,
     NotFoundError,
     Operation,
     OperationError,
     StoredObject,
+    VaultBackup,
 )
 
 BUSY_MESSAGE = (
@@ -261,6 +263,47 @@ class FakeCloudSqlAdmin:
         self._advance(name)
         return self._operations[name].operation
 
+    # --- vaulted backups (instances.restoreBackup with backupdrBackup) ------------------------
+    # The Backup and DR vault restores read from; a test sets it (None: no vault reachable).
+    vault: FakeBackupVault | None = None
+
+    def restore_backupdr_backup(
+        self, instance: str, backup: str, settings: NewInstanceSettings
+    ) -> Operation:
+        """A new instance from the backup: the backed-up instance's settings, except those the
+        request overrides (Google: "settings will be applied from the backups unless they are
+        overriden", gcloud sql backups restore), deletion protection off."""
+        self.calls.append(("restore_backupdr_backup", instance, backup))
+        vault = self.vault
+        vaulted = vault.find(backup) if vault is not None else None
+        if vault is None or vaulted is None:
+            raise NotFoundError(404, "notFound", f"The backup {backup} does not exist.")
+        if not vaulted.backup.restorable:
+            raise CloudApiError(400, "invalid", f"The backup {backup} is {vaulted.backup.state}.")
+        if instance in self.instances:
+            raise ConflictError(
+                409, "instanceAlreadyExists", "The Cloud SQL instance already exists."
+            )
+        restored = replace(
+            vaulted.source,
+            name=instance,
+            state="PENDING_CREATE",
+            databases=set(vaulted.source.databases),
+            ip_addresses=(IpAddress("PRIVATE", f"10.20.0.{self._next_ip}"),),
+            deletion_protection=False,
+        )
+        self._next_ip += 1
+        self.instances[instance] = restored
+        vault.restores.append((instance, backup, settings))
+
+        def finish() -> None:
+            restored.state = INSTANCE_RUNNABLE
+
+        def leave_failed() -> None:
+            restored.state = "FAILED"
+
+        return self._start("RESTORE_VOLUME", instance, (instance,), finish, leave_failed)
+
     # --- internals -----------------------------------------------------------------------
     def _require(self, instance: str) -> FakeInstance:
         found = self.instances.get(instance)
@@ -353,3 +396,46 @@ class FakeBackupStore:
         return sorted(
             (o for o in self.buckets[bucket] if o.name.startswith(prefix)), key=lambda o: o.name
         )
+
+
+@dataclass
+class FakeVaultedBackup:
+    """A backup in a vault, and the instance as it was when it was taken (what a restore gets)."""
+
+    backup: VaultBackup
+    source: FakeInstance
+
+    @property
+    def data_source(self) -> str:
+        return self.backup.name.rsplit("/backups/", 1)[0]
+
+
+class FakeBackupVault:
+    """A `BackupVaultCatalog` over one Backup and DR vault.
+
+    Backup and DR answers an unknown vault with 404 NOT_FOUND and a caller without
+    backupdr.backups.list with 403 PERMISSION_DENIED (`denied=True`); the message texts are
+    modelled. `restores` records what Cloud SQL restored from it (instance, backup, settings).
+    """
+
+    def __init__(
+        self, name: str, backups: Iterable[FakeVaultedBackup] = (), *, denied: bool = False
+    ) -> None:
+        self.name = name
+        self.backups = list(backups)
+        self.denied = denied
+        self.restores: list[tuple[str, str, NewInstanceSettings]] = []
+
+    def list_vault_backups(self, vault: str) -> list[VaultBackup]:
+        if self.denied:
+            raise ForbiddenError(
+                403,
+                "PERMISSION_DENIED",
+                f"Permission 'backupdr.backups.list' denied on resource '{vault}'.",
+            )
+        if vault != self.name:
+            raise NotFoundError(404, "NOT_FOUND", f"Resource '{vault}' was not found.")
+        return [vaulted.backup for vaulted in self.backups]
+
+    def find(self, name: str) -> FakeVaultedBackup | None:
+        return next((vaulted for vaulted in self.backups if vaulted.backup.name == name), None)

@@ -12,6 +12,9 @@ Endpoints (Cloud SQL Admin API v1, Cloud Storage JSON API v1):
   DELETE /v1/projects/{project}/instances/{instance}/databases/{name}    databases.delete
   GET    /v1/projects/{project}/operations/{operation}                   operations.get
   GET    /storage/v1/b/{bucket}/o?prefix=...&pageToken=...                objects.list
+  POST   /v1/projects/{project}/instances/{instance}/restoreBackup        instances.restoreBackup
+  GET    https://backupdr.googleapis.com/v1/{vault}/dataSources           dataSources.list
+  GET    https://backupdr.googleapis.com/v1/{dataSource}/backups          backups.list
 Errors arrive as {"error": {"code": 409, "message": ..., "errors": [{"reason": ...}]}}.
 """
 
@@ -31,10 +34,12 @@ from ops.restore_drill.cloudsql import (
     ForbiddenError,
     Instance,
     IpAddress,
+    NewInstanceSettings,
     NotFoundError,
     Operation,
     OperationError,
     StoredObject,
+    VaultBackup,
 )
 
 SQLADMIN_ENDPOINT = "https://sqladmin.googleapis.com"
@@ -245,6 +250,20 @@ class RestCloudSqlAdmin:
     def get_operation(self, name: str) -> Operation:
         return self._operation("GET", f"{self._project}/operations/{_segment(name)}")
 
+    def restore_backupdr_backup(
+        self, instance: str, backup: str, settings: NewInstanceSettings
+    ) -> Operation:
+        # Exactly one of restoreBackupContext, backup, backupdrBackup; restoreInstanceSettings
+        # (a DatabaseInstance) overrides the backup's settings and applies to new instances only:
+        # https://cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances/restoreBackup
+        body = {
+            "backupdrBackup": backup,
+            "restoreInstanceSettings": restore_instance_settings(
+                self._project_id, instance, settings
+            ),
+        }
+        return self._operation("POST", f"{self._instance_path(instance)}/restoreBackup", body)
+
 
 class GcsBackupStore:
     """Cloud Storage JSON API v1 object listing, following nextPageToken to the end."""
@@ -269,3 +288,82 @@ def authorized_session() -> requests.Session:
     credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
     # google-auth's transport module has no type hints.
     return AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+
+
+# --- Backup and DR (vaulted backups) ------------------------------------------------------------
+
+BACKUPDR_ENDPOINT = "https://backupdr.googleapis.com"
+
+
+def restore_instance_settings(
+    project: str, instance: str, settings: NewInstanceSettings
+) -> JsonObject:
+    """The DatabaseInstance a restore into a new instance overrides the backup's settings with:
+    private IP only, TLS only, deletion protection off (the drill deletes what it restores)."""
+    ip_configuration = {
+        "ipv4Enabled": False,
+        "privateNetwork": settings.private_network,
+        "sslMode": "ENCRYPTED_ONLY",
+    }
+    instance_settings: JsonObject = {
+        "ipConfiguration": ip_configuration,
+        "deletionProtectionEnabled": False,
+    }
+    if settings.tier:
+        instance_settings["tier"] = settings.tier
+    if settings.edition:
+        instance_settings["edition"] = settings.edition
+    document: JsonObject = {"name": instance, "project": project, "settings": instance_settings}
+    if settings.region:
+        document["region"] = settings.region
+    return document
+
+
+def parse_vault_backup(document: JsonObject) -> VaultBackup:
+    """A Backup resource (google/cloud/backupdr/v1/backupvault.proto, JSON field names)."""
+    properties = document.get("cloudSqlInstanceBackupProperties") or {}
+    consistency = document.get("consistencyTime")
+    return VaultBackup(
+        name=str(document["name"]),
+        state=str(document.get("state", "STATE_UNSPECIFIED")),
+        consistency_time=parse_time(str(consistency)) if consistency else None,
+        source_instance=str(properties.get("sourceInstance", "")),
+        database_version=str(properties.get("databaseInstalledVersion", "")),
+    )
+
+
+def _resource_path(name: str) -> str:
+    return "/v1/" + "/".join(_segment(part) for part in name.split("/"))
+
+
+class RestBackupVaultCatalog:
+    """Backup and DR API v1: the data sources of a vault, then each one's backups.
+
+    Google documents "-" as a wildcard for the location only, so data sources are listed first
+    rather than asking for dataSources/- (ListBackupsRequest.parent in backupvault.proto).
+    GET {vault}/dataSources and GET {dataSource}/backups, paged with pageToken/nextPageToken:
+    https://cloud.google.com/backup-disaster-recovery/docs/reference/rest/v1/projects.locations.backupVaults.dataSources/list
+    https://cloud.google.com/backup-disaster-recovery/docs/reference/rest/v1/projects.locations.backupVaults.dataSources.backups/list
+    """
+
+    def __init__(self, session: requests.Session, endpoint: str = BACKUPDR_ENDPOINT) -> None:
+        self._api = _JsonApi(session, endpoint)
+
+    def _items(self, path: str, key: str) -> list[JsonObject]:
+        items: list[JsonObject] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self._api.call("GET", path, params=params or None)
+            items.extend(page.get(key) or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+            params = {"pageToken": str(token)}
+
+    def list_vault_backups(self, vault: str) -> list[VaultBackup]:
+        data_sources = self._items(f"{_resource_path(vault)}/dataSources", "dataSources")
+        return [
+            parse_vault_backup(backup)
+            for source in data_sources
+            for backup in self._items(f"{_resource_path(str(source['name']))}/backups", "backups")
+        ]

@@ -40,10 +40,13 @@ def restore_reads(stack: RenderedStack) -> list[RegisteredResource]:
 
 
 def test_prod_lets_the_staging_instance_read_its_exports_only() -> None:
-    prod = rendered("prod")
+    # The address exists only once staging is deployed (README "Deploying for real"): take it from
+    # staging's rendered instance, as `gcloud sql instances describe` would give it.
+    staging_instance = rendered("staging", preview=False).one(INSTANCE)
+    account = staging_instance.outputs["serviceAccountEmailAddress"]
+    prod = rendered("prod", {"restore_import_service_account": account})
     [grant] = restore_reads(prod)
     bucket = setting("prod", "backup_bucket_name")
-    staging_instance = rendered("staging", preview=False).one(INSTANCE)
 
     assert grant.inputs["member"] == (
         f"serviceAccount:{staging_instance.outputs['serviceAccountEmailAddress']}"
