@@ -271,9 +271,10 @@ def build_stack(s: StackSettings) -> None:
 def verification_lister(s: StackSettings) -> str:
     """Who may list this stack's exports for the weekly verification: the staging stack's job
     (prod names it), or this stack's own job when it verifies its own exports."""
+    lister: str = s.restore_verification_service_account
     if s.restore_verification_enabled and not s.restore_verification_source_bucket:
-        return RestoreVerificationArgs.job_account_email(s.project, s.environment)
-    return s.restore_verification_service_account
+        lister = RestoreVerificationArgs.job_account_email(s.project, s.environment)
+    return lister
 
 
 main()

@@ -28,6 +28,7 @@ import pulumi_gcp as gcp
 
 from .alerting import RUNBOOK, export_failed_filter, export_stale_query
 from .config import RESTORE_VERIFICATION_ALERT_DAYS
+from .custom_roles import CustomRole, declare_custom_role
 from .database import only_this_instance
 from .export_job import CLOUD_PLATFORM_SCOPE, run_job_uri
 from .naming import standard_labels, type_token
@@ -38,12 +39,17 @@ COMMAND = ("/app/.venv/bin/python", "-m", "ops.restore_verification")
 # What run_export_drill calls on the staging instance: instances.get (state, IP, operations),
 # instances.import, databases.get/insert/delete
 # (https://cloud.google.com/sql/docs/postgres/iam-permissions).
-VERIFIER_PERMISSIONS = (
-    "cloudsql.instances.get",
-    "cloudsql.instances.import",
-    "cloudsql.databases.get",
-    "cloudsql.databases.create",
-    "cloudsql.databases.delete",
+VERIFIER_ROLE = CustomRole(
+    id_prefix="restoreVerifier",
+    title="Restore verifier",
+    description="Create, import into and delete scratch databases. Nothing else.",
+    permissions=(
+        "cloudsql.instances.get",
+        "cloudsql.instances.import",
+        "cloudsql.databases.get",
+        "cloudsql.databases.create",
+        "cloudsql.databases.delete",
+    ),
 )
 # cloudsql.client: cloudsql.instances.connect (the connector's ephemeral certificate);
 # instanceUser: cloudsql.instances.login (IAM database authentication)
@@ -51,7 +57,12 @@ VERIFIER_PERMISSIONS = (
 CONNECT_ROLES = ("roles/cloudsql.client", "roles/cloudsql.instanceUser")
 # Listing needs storage.objects.list on the bucket; no predefined role has it without object
 # reads (https://cloud.google.com/storage/docs/access-control/iam-roles).
-LISTER_PERMISSIONS = ("storage.objects.list",)
+LISTER_ROLE = CustomRole(
+    id_prefix="exportLister",
+    title="Export lister",
+    description="List the backup bucket's objects to find the newest export. No reads.",
+    permissions=("storage.objects.list",),
+)
 # How long "no passing verification" must hold before it pages (a run takes at most its timeout).
 MISSING_VERIFICATION_PENDING = "3600s"
 LOG_RATE_LIMIT = "3600s"
@@ -128,18 +139,7 @@ def grant_export_listing(
     opts: pulumi.ResourceOptions,
 ) -> None:
     """Let ``member`` list the bucket's objects (names and metadata), nothing else."""
-    role = gcp.projects.IAMCustomRole(
-        f"{resource_name}-role",
-        gcp.projects.IAMCustomRoleArgs(
-            project=project,
-            role_id=f"exportLister{environment.capitalize()}",
-            title=f"Export lister ({environment})",
-            description="List the backup bucket's objects to find the newest export. No reads.",
-            permissions=list(LISTER_PERMISSIONS),
-            stage="GA",
-        ),
-        opts=opts,
-    )
+    role = declare_custom_role(f"{resource_name}-role", LISTER_ROLE, project, environment, opts)
     gcp.storage.BucketIAMMember(
         resource_name,
         gcp.storage.BucketIAMMemberArgs(bucket=bucket, role=role.name, member=member),
@@ -215,22 +215,16 @@ class RestoreVerification(pulumi.ComponentResource):
             description="The weekly verification may act on this instance only.",
             expression=only_this_instance(args.project, args.instance_name),
         )
-        role = gcp.projects.IAMCustomRole(
+        role = declare_custom_role(
             f"{self._name}-verifier-role",
-            gcp.projects.IAMCustomRoleArgs(
-                project=args.project,
-                role_id=f"restoreVerifier{args.environment.capitalize()}",
-                title=f"Restore verifier ({args.environment})",
-                description="Create, import into and delete scratch databases. Nothing else.",
-                permissions=list(VERIFIER_PERMISSIONS),
-                stage="GA",
-            ),
-            opts=self._child,
+            VERIFIER_ROLE,
+            args.project,
+            args.environment,
+            self._child,
         )
-        for key, granted in (
-            ("verifier", role.name),
-            *((r.split(".")[-1], r) for r in CONNECT_ROLES),
-        ):
+        roles: list[tuple[str, pulumi.Input[str]]] = [("verifier", role.name)]
+        roles += [(r.split(".")[-1], r) for r in CONNECT_ROLES]
+        for key, granted in roles:
             gcp.projects.IAMMember(
                 f"{self._name}-job-{key.lower()}",
                 gcp.projects.IAMMemberArgs(

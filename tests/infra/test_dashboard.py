@@ -224,7 +224,9 @@ def test_alerts_read_only_metrics_that_exist(stack: RenderedStack) -> None:
     )
     assert (
         names
-        == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"} | vaulted | verified
+        == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"}
+        | vaulted
+        | verified
     )
 
 

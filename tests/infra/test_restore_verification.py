@@ -5,10 +5,13 @@ dashboard panel, the smoke outputs, production's listing grant, and the config e
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from ops.restore_drill.checks import CheckResult, Status
+from ops.restore_drill.report import DrillReport
 from ops.restore_verification import weekly
 from tests.infra.stack_files import setting
 from tests.infra.test_config import config_error
@@ -37,7 +40,8 @@ def job_member(stack: RenderedStack) -> str:
 
 def template(stack: RenderedStack) -> dict[str, Any]:
     inputs: dict[str, Any] = stack.by_name("restore-verification-job").inputs
-    return inputs["template"]["template"]
+    spec: dict[str, Any] = inputs["template"]["template"]
+    return spec
 
 
 def test_the_job_runs_the_entry_point_in_staging_s_vpc_with_a_digest_pinned_image(
@@ -150,12 +154,7 @@ def test_metric_counts_passed_database_lines_of_this_job(staging: RenderedStack)
     )
 
 
-def _passed_report() -> Any:
-    from datetime import UTC, datetime
-
-    from ops.restore_drill.checks import CheckResult, Status
-    from ops.restore_drill.report import DrillReport
-
+def _passed_report() -> DrillReport:
     report = DrillReport("export", "gs://b/o", "s/d", None, datetime(2026, 1, 1, tzinfo=UTC), 1)
     report.check_results = [CheckResult("tables_present", Status.passed, "ok")]
     return report
