@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from .alerting import RUNBOOK, export_failed_filter, export_stale_query
+from .alerting import export_failed_filter, export_stale_query, runbook_reference
 from .config import RESTORE_VERIFICATION_ALERT_DAYS
 from .custom_roles import CustomRole, declare_custom_role
 from .database import only_this_instance
@@ -372,12 +372,7 @@ class RestoreVerification(pulumi.ComponentResource):
     ) -> gcp.monitoring.AlertPolicy:
         args = self._args
         subject = f"[{args.environment}] {title}: {args.source_instance}"
-        anchor = "alert-" + title.lower().replace(" ", "-")
-        runbook = (
-            f"https://github.com/{args.github_repository}/blob/main/{RUNBOOK}#{anchor}"
-            if args.github_repository
-            else f"{RUNBOOK}, section 'Alert: {title.lower()}'"
-        )
+        runbook = runbook_reference(args.github_repository, title)
         return gcp.monitoring.AlertPolicy(
             f"{self._name}-{key}",
             gcp.monitoring.AlertPolicyArgs(
