@@ -8,7 +8,12 @@ from cloudsql_backups.backup_bucket import BackupBucket, BackupBucketArgs
 from cloudsql_backups.backup_read_audit import BackupReadAudit, BackupReadAuditArgs
 from cloudsql_backups.backup_vault import BackupVault, BackupVaultArgs
 from cloudsql_backups.ci_identity import CiIdentity, CiIdentityArgs
-from cloudsql_backups.config import ConfigError, StackSettings, load_settings
+from cloudsql_backups.config import (
+    ConfigError,
+    StackSettings,
+    load_settings,
+    longest_cron_interval,
+)
 from cloudsql_backups.dashboard import BackupDashboard, BackupDashboardArgs
 from cloudsql_backups.dashboard_assets import DashboardAssetsBackup, DashboardAssetsBackupArgs
 from cloudsql_backups.database import DatabaseInstance, DatabaseInstanceArgs
@@ -16,6 +21,7 @@ from cloudsql_backups.export_job import ExportJob, ExportJobArgs
 from cloudsql_backups.export_metrics import ExportMetrics, ExportMetricsArgs
 from cloudsql_backups.offsite_copy import OffsiteCopy, OffsiteCopyArgs
 from cloudsql_backups.project_apis import ProjectApis, ProjectApisArgs
+from cloudsql_backups.restore_verification import RestoreVerification, RestoreVerificationArgs
 
 
 def main() -> None:
@@ -62,6 +68,7 @@ def build_stack(s: StackSettings) -> None:
             kms_key_name=s.backup_bucket_kms_key,
             restore_import_service_account=s.restore_import_service_account,
             object_retention=s.export_retention_mode != "none",
+            restore_verification_service_account=verification_lister(s),
         ),
         opts=after_apis,
     )
@@ -137,6 +144,34 @@ def build_stack(s: StackSettings) -> None:
         )
         watched_alerts.append(vault.policy_names)
         watched_metrics.append(vault.success_metric.name)
+    if s.restore_verification_enabled:
+        verification = RestoreVerification(
+            "restore-verification",
+            RestoreVerificationArgs(
+                project=s.project,
+                region=s.region,
+                environment=s.environment,
+                instance_name=database.name,
+                vpc_network=s.vpc_network,
+                subnetwork=s.restore_verification_subnetwork,
+                source_bucket=s.restore_verification_source_bucket or bucket.name,
+                source_instance=s.restore_verification_source_instance or s.instance_name,
+                databases=s.restore_verification_databases or s.export_databases,
+                schedule=s.restore_verification_schedule,
+                time_zone=s.export_time_zone,
+                timeout_hours=s.restore_verification_timeout_hours,
+                image=s.restore_verification_image,
+                export_interval_hours=longest_cron_interval(
+                    s.export_schedule, s.export_time_zone
+                ).total_seconds()
+                / 3600,
+                notification_channels=alerts.channels,
+                github_repository=s.github_repository,
+            ),
+            opts=pulumi.ResourceOptions(depends_on=[apis, database]),
+        )
+        watched_alerts.append(verification.policy_names)
+        watched_metrics.append(verification.passed_metric.name)
     if s.offsite_bucket_name:
         OffsiteCopy(
             "offsite",
@@ -164,6 +199,11 @@ def build_stack(s: StackSettings) -> None:
             bytes_metric_name=metrics.bytes_metric_name,
             duration_metric_name=metrics.duration_metric_name,
             staleness_hours=s.export_staleness_hours,
+            verification_job_name=(
+                RestoreVerificationArgs.job_name_for(s.environment)
+                if s.restore_verification_enabled
+                else ""
+            ),
         ),
         opts=pulumi.ResourceOptions(depends_on=[apis, metrics]),
     )
@@ -230,6 +270,15 @@ def build_stack(s: StackSettings) -> None:
         pulumi.Output.all(*watched_alerts).apply(lambda groups: [n for g in groups for n in g]),
     )
     pulumi.export("log_metric_names", watched_metrics)
+
+
+def verification_lister(s: StackSettings) -> str:
+    """Who may list this stack's exports for the weekly verification: the staging stack's job
+    (prod names it), or this stack's own job when it verifies its own exports."""
+    lister: str = s.restore_verification_service_account
+    if s.restore_verification_enabled and not s.restore_verification_source_bucket:
+        lister = RestoreVerificationArgs.job_account_email(s.project, s.environment)
+    return lister
 
 
 main()

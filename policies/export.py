@@ -179,6 +179,19 @@ def _export_databases(job: Resource, config: Config) -> Iterator[str]:
         )
 
 
+# The program's weekly restore verification job (RestoreVerificationArgs.job_name_for): its trigger
+# is weekly by design, and cloudsql-instance-weekly-restore-verification judges its cadence.
+_VERIFICATION_RUN = re.compile(r"/jobs/sql-verify-[^/:]+:run$")
+
+
+def _not_the_verification_trigger(scheduler: Resource) -> str | None:
+    if _VERIFICATION_RUN.search(str(scheduler.props.at("httpTarget.uri").value or "")):
+        return (
+            "starts the weekly restore verification (cloudsql-instance-weekly-restore-verification)"
+        )
+    return None
+
+
 def _export_jobs_only(job: Resource) -> str | None:
     for container in job.props.at(f"{_TASK}.containers").elements():
         if any(
@@ -207,6 +220,7 @@ def policies() -> list[ResourceValidationPolicy]:
                 "adds does not count)."
             ),
             resource_types=_SCHEDULER_TYPES,
+            scope=_not_the_verification_trigger,
             checks=[_fires_often_enough],
             settings=[
                 Setting(

@@ -15,6 +15,7 @@ import ci_identity
 import cloudsql
 import export
 import iam
+import restore_verification
 import stack
 import storage
 from pulumi_policy import Policy
@@ -40,4 +41,5 @@ def all_policies() -> list[Policy]:
         *alerting.policies(),
         *backup_vault.policies(),
         *stack.policies(),
+        *restore_verification.policies(),
     ]

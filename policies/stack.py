@@ -516,6 +516,12 @@ def scheduler_targets(resources: list[Resource], _: Config) -> Iterator[Finding]
         for found in index.jobs_by_instance.values()
         for job in found
     }
+    # The weekly restore verification's job (policies/restore_verification.py) is the stack's too.
+    jobs |= {
+        (job.project(), job.props.at("location").value, str(job.props.at("name").value))
+        for job in resources
+        if job.type == RUN_JOB and "VERIFY_STAGING_INSTANCE" in _env(job)
+    }
     for scheduler in (r for r in resources if r.type == SCHEDULER_JOB):
         try:
             yield from _target_findings(scheduler, jobs, index)

@@ -67,6 +67,14 @@ class BackupAlertsArgs:
         return f"{self.project}:{self.instance_name}"
 
 
+def runbook_reference(github_repository: str, title: str) -> str:
+    """Where an alert's documentation sends people: its DR_RUNBOOK.md section "Alert: <title>"."""
+    anchor = "alert-" + title.lower().replace(" ", "-")
+    if github_repository:
+        return f"https://github.com/{github_repository}/blob/main/{RUNBOOK}#{anchor}"
+    return f"{RUNBOOK}, section 'Alert: {title.lower()}'"
+
+
 def automated_backup_failed_filter(project: str, database_id: str) -> str:
     return " AND ".join(
         (
@@ -187,10 +195,7 @@ class BackupAlerts(pulumi.ComponentResource):
         return alert_policy(f"{self._name}-{key}", spec, self._child)
 
     def _runbook_reference(self, title: str) -> str:
-        anchor = "alert-" + title.lower().replace(" ", "-")
-        if self._args.github_repository:
-            return f"https://github.com/{self._args.github_repository}/blob/main/{RUNBOOK}#{anchor}"
-        return f"{RUNBOOK}, section 'Alert: {title.lower()}'"
+        return runbook_reference(self._args.github_repository, title)
 
     def _automated_backup_failed(self) -> gcp.monitoring.AlertPolicy:
         args = self._args

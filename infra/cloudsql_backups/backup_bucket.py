@@ -33,6 +33,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from .naming import standard_labels, type_token
+from .restore_verification import grant_export_listing
 
 SECONDS_PER_DAY = 86_400
 
@@ -53,6 +54,8 @@ class BackupBucketArgs:
     # Service account of the instance that imports these exports elsewhere (restore drills).
     restore_import_service_account: str = ""
     object_retention: bool = False
+    # The weekly restore verification's job (staging stack), which lists exports to find the newest.
+    restore_verification_service_account: str = ""
 
     @property
     def is_prod(self) -> bool:
@@ -103,6 +106,15 @@ class BackupBucket(pulumi.ComponentResource):
         )
         if args.restore_import_service_account:
             _grant_export_reads(name, self, args)
+        if args.restore_verification_service_account:
+            grant_export_listing(
+                f"{name}-verification-lister",
+                self.bucket.name,
+                f"serviceAccount:{args.restore_verification_service_account}",
+                args.project,
+                args.environment,
+                pulumi.ResourceOptions(parent=self),
+            )
         self.name = self.bucket.name
         self.url = self.bucket.url
         self.register_outputs({"name": self.name, "url": self.url})

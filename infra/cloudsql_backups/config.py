@@ -156,6 +156,13 @@ _CHANNEL_ID = re.compile(r"^projects/[^/]+/notificationChannels/\d+$")
 _SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9-]+\.iam\.gserviceaccount\.com$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
+_SUBNETWORK = re.compile(
+    r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/regions/[a-z0-9-]+/subnetworks/[a-z]([-a-z0-9]*[a-z0-9])?$"
+)
+# The weekly verification's image must be immutable: a digest, never a tag (README "Weekly restore verification").
+_IMAGE_DIGEST = re.compile(r"^[a-z0-9.-]+(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$")
+# "No passing verification in 8 days" (issue #15); runs must come at most a week apart to stay under it.
+RESTORE_VERIFICATION_ALERT_DAYS = 8
 _IMAGE_PINNED = re.compile(
     r"^[a-z0-9.-]+(/[a-z0-9._-]+)+(:(\d+\.\d+\.\d+[\w.-]*)|@sha256:[0-9a-f]{64})$"
 )
@@ -388,6 +395,17 @@ class StackSettings(BaseModel):
     # Google keeps Cloud SDK image versions for one year: move this pin forward at least yearly.
     export_image: str = "gcr.io/google.com/cloudsdktool/google-cloud-cli:576.0.0-slim"
     dashboard_bucket: str = ""
+    # Weekly restore verification (staging stack: restores the newest exports into this instance).
+    restore_verification_enabled: StrictBool = False
+    restore_verification_image: str = ""
+    restore_verification_schedule: Cron = "0 7 * * 1"
+    restore_verification_source_bucket: str = ""
+    restore_verification_source_instance: str = ""
+    restore_verification_databases: Annotated[tuple[DatabaseName, ...], UniqueList] = ()
+    restore_verification_subnetwork: str = ""
+    restore_verification_timeout_hours: int = Field(default=6, ge=1, le=CLOUD_RUN_MAX_TIMEOUT_HOURS)
+    # The staging verifier's service account, allowed to list this stack's exports; '' = none.
+    restore_verification_service_account: str = ""
     # Alerting.
     notification_emails: Annotated[tuple[Email, ...], UniqueList] = ()
     notification_channel_ids: Annotated[tuple[ChannelId, ...], UniqueList] = ()
@@ -422,6 +440,50 @@ class StackSettings(BaseModel):
                 "allowed: '' or a service account email such as "
                 "'p123456789012-abcdef@gcp-sa-cloud-sql.iam.gserviceaccount.com' "
                 "(gcloud sql instances describe STAGING --format='value(serviceAccountEmailAddress)')"
+            )
+        return value
+
+    @field_validator("restore_verification_service_account")
+    @classmethod
+    def _verifier_account(cls, value: str) -> str:
+        if value and not _SERVICE_ACCOUNT.fullmatch(value):
+            raise ValueError(
+                "allowed: '' or the staging stack's verifier, e.g. "
+                "'sql-verify-job-staging@acme-staging.iam.gserviceaccount.com'"
+            )
+        return value
+
+    @field_validator("restore_verification_image")
+    @classmethod
+    def _image_digest(cls, value: str) -> str:
+        if value and not _IMAGE_DIGEST.fullmatch(value):
+            raise ValueError(
+                "allowed: '' or an image pinned by digest, REGISTRY/PATH@sha256:<64 hex> "
+                "(a tag can be moved; the digest is what CI's build printed)"
+            )
+        return value
+
+    @field_validator("restore_verification_source_bucket")
+    @classmethod
+    def _source_bucket(cls, value: str) -> str:
+        if value and not _BUCKET_NAME.fullmatch(value):
+            raise ValueError("allowed: '' (this stack's backup bucket) or a GCS bucket name")
+        return value
+
+    @field_validator("restore_verification_source_instance")
+    @classmethod
+    def _source_instance(cls, value: str) -> str:
+        if value and not _INSTANCE_NAME.fullmatch(value):
+            raise ValueError("allowed: '' (this stack's instance) or a Cloud SQL instance name")
+        return value
+
+    @field_validator("restore_verification_subnetwork")
+    @classmethod
+    def _subnetwork(cls, value: str) -> str:
+        if value and not _SUBNETWORK.fullmatch(value):
+            raise ValueError(
+                "allowed: '' (the subnet named like vpc_network) or "
+                "projects/<project>/regions/<region>/subnetworks/<name>"
             )
         return value
 
@@ -484,6 +546,7 @@ class StackSettings(BaseModel):
                 _export_outside_backup_window,
                 _export_outside_maintenance_window,
                 _export_threads_fit,
+                _restore_verification_complete,
             )
             if (problem := check(self)) is not None
         ]
@@ -762,6 +825,30 @@ def _staleness_exceeds_export_interval(s: StackSettings) -> str | None:
             f"{PROJECT_NAMESPACE}:export_staleness_hours = {s.export_staleness_hours} is not longer than the "
             f"longest gap between scheduled exports ({hours:g} h for '{s.export_schedule}'): the alert would "
             "fire between healthy runs; allowed: more than that gap"
+        )
+    return None
+
+
+def _restore_verification_complete(s: StackSettings) -> str | None:
+    """The verification writes scratch databases into this stack's instance: staging only, with an
+    immutable image, often enough that a healthy week never trips the no-pass alert."""
+    if not s.restore_verification_enabled:
+        return None
+    key = f"{PROJECT_NAMESPACE}:restore_verification"
+    if s.is_prod:
+        return (
+            f"{key}_enabled = true in a prod stack: the verification restores into this stack's "
+            "instance, which must be the staging instance; enable it in the staging stack and set "
+            f"prod's {PROJECT_NAMESPACE}:restore_verification_service_account to its verifier"
+        )
+    if not s.restore_verification_image:
+        return f"{key}_image is empty: allowed: the image CI built, pinned by digest (@sha256:...)"
+    interval = longest_cron_interval(s.restore_verification_schedule, s.export_time_zone)
+    if interval > timedelta(days=RESTORE_VERIFICATION_ALERT_DAYS - 1):
+        return (
+            f"{key}_schedule = '{s.restore_verification_schedule}' leaves up to "
+            f"{interval.total_seconds() / 86400:g} days between runs; allowed: at most weekly, so a "
+            f"failed run can be retried before the {RESTORE_VERIFICATION_ALERT_DAYS}-day no-pass alert"
         )
     return None
 

@@ -14,6 +14,7 @@ import pulumi_gcp as gcp
 from .alerting import automated_backup_failed_filter, export_failed_filter
 from .export_metrics import promql_metric_name
 from .naming import type_token
+from .restore_verification import verification_log_filter
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class BackupDashboardArgs:
     bytes_metric_name: str
     duration_metric_name: str
     staleness_hours: int
+    # The weekly restore verification's job ('' = none in this stack).
+    verification_job_name: str = ""
 
 
 def dashboard_definition(args: BackupDashboardArgs) -> dict[str, Any]:
@@ -63,10 +66,24 @@ def dashboard_definition(args: BackupDashboardArgs) -> dict[str, Any]:
         ),
         _tile(6, 8, _filter_chart("Failed export runs", export_failed_filter(args.job_name))),
     ]
+    if args.verification_job_name:
+        tiles.append(_verification_tile(args.verification_job_name))
     return {
         "displayName": f"Cloud SQL backups ({args.environment}): {args.instance_name}",
         "mosaicLayout": {"columns": 12, "tiles": tiles},
         "labels": {"cloudsql-backups": ""},
+    }
+
+
+def _verification_tile(job_name: str) -> dict[str, Any]:
+    """The last verified backup per database: each passed line names the export, its RPO and RTO."""
+    passed = verification_log_filter(job_name, "passed")
+    return {
+        "xPos": 0,
+        "yPos": 12,
+        "width": 12,
+        "height": 4,
+        "widget": _logs_panel("Last verified backups (export, RPO, RTO per database)", passed),
     }
 
 

@@ -878,9 +878,10 @@ def test_every_line_of_a_config_error_names_its_key() -> None:
 def test_staging_without_a_notification_target_is_allowed() -> None:
     rendered = render("staging", preview=True, overrides=NO_CHANNELS)
     assert rendered.of_type(CHANNEL) == []
-    # BackupAlerts' own policies, plus the backup-read audit alert of the CI identity.
+    # BackupAlerts' own policies, plus the backup-read audit alert of the CI identity and the
+    # weekly restore verification's two.
     policies = [p for p in rendered.of_type(ALERT_POLICY) if p.name.startswith("alerts-")]
-    assert len(rendered.of_type(ALERT_POLICY)) == len(policies) + 1
+    assert len(rendered.of_type(ALERT_POLICY)) == len(policies) + 3
     assert len(policies) == len(POLICIES) - 1  # staging backs up no dashboard bucket
     for found in policies:
         assert found.inputs["notificationChannels"] == []

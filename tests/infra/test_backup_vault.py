@@ -63,7 +63,7 @@ def named(stack: RenderedStack, name: str) -> RegisteredResource:
 
 
 def env(stack: RenderedStack) -> dict[str, str]:
-    containers = stack.one(RUN_JOB).inputs["template"]["template"]["containers"]
+    containers = stack.by_name("export-job").inputs["template"]["template"]["containers"]
     return {e["name"]: e["value"] for e in containers[0]["envs"]}
 
 

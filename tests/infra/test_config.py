@@ -323,6 +323,7 @@ def test_list_keys_refuse_duplicates(key: str) -> None:
     entry = {
         "authorized_networks": "203.0.113.0/24",
         "export_databases": "scheduling",
+        "restore_verification_databases": "scheduling",
         "notification_emails": "oncall@acme.example",
         "notification_channel_ids": "projects/acme-scheduling-prod/notificationChannels/42",
         "expected_backup_readers": "drill@acme-scheduling-prod.iam.gserviceaccount.com",

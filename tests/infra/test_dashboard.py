@@ -116,8 +116,12 @@ def test_dashboard_json_parses_and_is_named_for_the_instance(stack: RenderedStac
     assert stack.one(DASHBOARD).inputs["project"] == f"acme-scheduling-{stack.stack}"
 
 
+VERIFIED_TILE = "Last verified backups (export, RPO, RTO per database)"
+
+
 def test_dashboard_has_the_backup_tiles(stack: RenderedStack) -> None:
-    assert set(tiles(stack)) == TILE_TITLES
+    verified = {VERIFIED_TILE} if stack.stack == "staging" else set()
+    assert set(tiles(stack)) == TILE_TITLES | verified
     for tile in dashboard(stack)["mosaicLayout"]["tiles"]:
         assert tile["xPos"] + tile["width"] <= 12
 
@@ -212,7 +216,18 @@ def test_alerts_read_only_metrics_that_exist(stack: RenderedStack) -> None:
         if stack.stack == "prod"
         else set()
     )
-    assert names == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"} | vaulted
+    # The weekly restore verification runs in staging only (README "Weekly restore verification").
+    verified = (
+        {"logging_googleapis_com:user_restore_verification_passed_staging"}
+        if stack.stack == "staging"
+        else set()
+    )
+    assert (
+        names
+        == {f"logging_googleapis_com:user_cloudsql_export_success_{stack.stack}"}
+        | vaulted
+        | verified
+    )
 
 
 def test_metric_scan_catches_a_misspelt_metric(stack: RenderedStack) -> None:

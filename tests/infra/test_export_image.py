@@ -21,7 +21,7 @@ CLI = "gcr.io/google.com/cloudsdktool/google-cloud-cli"
 
 
 def job_container(stack: RenderedStack) -> dict[str, object]:
-    [container] = stack.one(RUN_JOB).inputs["template"]["template"]["containers"]
+    [container] = stack.by_name("export-job").inputs["template"]["template"]["containers"]
     assert isinstance(container, dict)
     return container
 

@@ -117,7 +117,7 @@ def grants_to(stack: RenderedStack, member: str) -> list[Grant]:
 
 
 def cloud_run_job(stack: RenderedStack) -> RegisteredResource:
-    return stack.one(RUN_JOB)
+    return stack.by_name("export-job")
 
 
 def container(stack: RenderedStack) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def test_job_runs_as_its_own_service_account(stack: RenderedStack) -> None:
 def test_scheduler_calls_the_run_endpoint_of_this_job(stack: RenderedStack) -> None:
     project = setting(stack.stack, "gcp:project")
     region = setting(stack.stack, "gcp:region")
-    target = stack.one(SCHEDULER_JOB).inputs["httpTarget"]
+    target = stack.by_name("export-schedule").inputs["httpTarget"]
     assert target["uri"] == (
         f"https://run.googleapis.com/v2/projects/{project}/locations/{region}"
         f"/jobs/sql-export-{stack.stack}:run"
@@ -227,7 +227,7 @@ def test_scheduler_calls_the_run_endpoint_of_this_job(stack: RenderedStack) -> N
 def test_scheduler_authenticates_with_an_oauth_token_of_its_account(
     stack: RenderedStack,
 ) -> None:
-    target = stack.one(SCHEDULER_JOB).inputs["httpTarget"]
+    target = stack.by_name("export-schedule").inputs["httpTarget"]
     assert target["oauthToken"] == {
         "serviceAccountEmail": stack.by_name("export-scheduler-sa").outputs["email"],
         "scope": CLOUD_PLATFORM_SCOPE,
@@ -236,7 +236,7 @@ def test_scheduler_authenticates_with_an_oauth_token_of_its_account(
 
 
 def test_schedule_and_time_zone(stack: RenderedStack) -> None:
-    inputs = stack.one(SCHEDULER_JOB).inputs
+    inputs = stack.by_name("export-schedule").inputs
     assert inputs["schedule"] == setting(stack.stack, "export_schedule") == "0 23 * * *"
     assert inputs["timeZone"] == setting(stack.stack, "export_time_zone") == "Etc/UTC"
     assert inputs["paused"] is False
@@ -244,7 +244,7 @@ def test_schedule_and_time_zone(stack: RenderedStack) -> None:
 
 
 def test_scheduler_retries_and_deadline(stack: RenderedStack) -> None:
-    inputs = stack.one(SCHEDULER_JOB).inputs
+    inputs = stack.by_name("export-schedule").inputs
     assert inputs["attemptDeadline"] == "60s"
     assert inputs["retryConfig"] == {
         "retryCount": 3,
@@ -260,7 +260,7 @@ def test_scheduler_retries_and_deadline(stack: RenderedStack) -> None:
 
 def test_scheduler_may_invoke_this_job_only(stack: RenderedStack) -> None:
     who = identities(stack)
-    [invoker] = stack.of_type(RUN_JOB_IAM_MEMBER)
+    invoker = stack.by_name("export-scheduler-invoker")
     assert invoker.inputs == {
         "project": setting(stack.stack, "gcp:project"),
         "location": setting(stack.stack, "gcp:region"),

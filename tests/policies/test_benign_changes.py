@@ -30,7 +30,9 @@ class Change:
 
 
 def add_env(env: dict[str, Any]) -> Callable[[RenderedStack], RenderedStack]:
-    return lambda stack: edit(stack, RUN_JOB, lambda props: get(props, ENVS).append(env))
+    return lambda stack: edit(
+        stack, RUN_JOB, lambda props: get(props, ENVS).append(env), "export-job"
+    )
 
 
 def replica(props: dict[str, Any]) -> None:

@@ -556,9 +556,13 @@ VARIANTS = [
     Variant(
         "scheduler-starts-another-job",
         "staging",
-        on(SCHEDULER, retarget_scheduler("acme-scheduling-staging", "not-the-export")),
+        on(
+            SCHEDULER,
+            retarget_scheduler("acme-scheduling-staging", "not-the-export"),
+            "export-schedule",
+        ),
         "cloudscheduler-job-targets-stack-export",
-        (SCHEDULER, None),
+        (SCHEDULER, "export-schedule"),
     ),
     Variant(
         "export-image-floating-tag",

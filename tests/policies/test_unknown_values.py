@@ -120,7 +120,7 @@ def test_a_computed_member_is_not_mistaken_for_a_public_one(analyzers: Analyzers
 
 def test_an_unknown_schedule_is_reported(analyzers: Analyzers) -> None:
     result = analyzers.verdicts(
-        unknown_at(rendered("staging", preview=True), SCHEDULER, "schedule")
+        unknown_at(rendered("staging", preview=True), SCHEDULER, "schedule", "export-schedule")
     )
 
     assert reports(result, "cloudscheduler-job-frequency", "schedule") == ["mandatory"]

@@ -310,9 +310,9 @@ VARIANTS = [
     Variant(
         "job-runnable-by-any-account",
         "staging",
-        on(JOB_MEMBER, setting("member", "allAuthenticatedUsers")),
+        on(JOB_MEMBER, setting("member", "allAuthenticatedUsers"), "export-scheduler-invoker"),
         "iam-member-no-public-principals",
-        (JOB_MEMBER, None),
+        (JOB_MEMBER, "export-scheduler-invoker"),
     ),
     Variant(
         "exporter-is-editor",
@@ -341,9 +341,9 @@ VARIANTS = [
     Variant(
         "timeout-left-to-cloud-run",
         "staging",
-        on(RUN_JOB, unsetting("template.template.timeout")),
+        on(RUN_JOB, unsetting("template.template.timeout"), "export-job"),
         "cloudrun-job-timeout",
-        (RUN_JOB, None),
+        (RUN_JOB, "export-job"),
     ),
     Variant(
         "password-in-plain-text",
@@ -355,9 +355,9 @@ VARIANTS = [
     Variant(
         "private-key-in-innocent-variable",
         "staging",
-        on(RUN_JOB, add_env("EXPORT_OPTIONS", PEM)),
+        on(RUN_JOB, add_env("EXPORT_OPTIONS", PEM), "export-job"),
         "cloudrun-job-no-plaintext-secrets",
-        (RUN_JOB, None),
+        (RUN_JOB, "export-job"),
     ),
     Variant(
         "scheduler-paused",
@@ -414,7 +414,7 @@ VARIANTS = [
     Variant(
         "scheduler-calls-with-get",
         "staging",
-        on(SCHEDULER, setting("httpTarget.httpMethod", "GET")),
+        on(SCHEDULER, setting("httpTarget.httpMethod", "GET"), "export-schedule"),
         "cloudsql-instance-backup-coverage",
         (INSTANCE, None),
     ),

@@ -1,0 +1,1 @@
+"""The weekly restore verification (a Cloud Run job): see README.md."""
