@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from .alert_policy import AlertSpec, alert_policy, auto_close_strategy, log_match_strategy
 from .alerting import export_failed_filter, export_stale_query, runbook_reference
 from .config import RESTORE_VERIFICATION_ALERT_DAYS
 from .custom_roles import CustomRole, declare_custom_role
@@ -65,8 +66,6 @@ LISTER_ROLE = CustomRole(
 )
 # How long "no passing verification" must hold before it pages (a run takes at most its timeout).
 MISSING_VERIFICATION_PENDING = "3600s"
-LOG_RATE_LIMIT = "3600s"
-ONE_DAY = "86400s"
 IAM_SA_SUFFIX = ".gserviceaccount.com"
 
 
@@ -373,26 +372,19 @@ class RestoreVerification(pulumi.ComponentResource):
         args = self._args
         subject = f"[{args.environment}] {title}: {args.source_instance}"
         runbook = runbook_reference(args.github_repository, title)
-        return gcp.monitoring.AlertPolicy(
-            f"{self._name}-{key}",
-            gcp.monitoring.AlertPolicyArgs(
-                project=args.project,
-                display_name=subject,
-                combiner="OR",
-                enabled=True,
-                severity="ERROR",
-                conditions=conditions,
-                notification_channels=args.notification_channels,
-                alert_strategy=strategy,
-                documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                    subject=subject,
-                    mime_type="text/markdown",
-                    content=f"{what_happened}\n\nRunbook: {runbook}",
-                ),
-                user_labels=standard_labels(args.environment, "restore-verification", alert=key),
-            ),
-            opts=self._child,
+        spec = AlertSpec(
+            project=args.project,
+            environment=args.environment,
+            key=key,
+            title=subject,
+            conditions=conditions,
+            channels=args.notification_channels,
+            documentation=f"{what_happened}\n\nRunbook: {runbook}",
+            strategy=strategy,
+            severity="ERROR",
+            component="restore-verification",
         )
+        return alert_policy(f"{self._name}-{key}", spec, self._child)
 
     def _failed_alert(self) -> gcp.monitoring.AlertPolicy:
         job = self._args.job_name
@@ -429,12 +421,7 @@ class RestoreVerification(pulumi.ComponentResource):
             "The weekly restore verification could not restore the newest export, or a check failed "
             "on the restored data (the job's JSON line for the database names the checks that failed "
             "or could not run, and why). Treat the backup as unproven until a verification passes.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(
-                notification_rate_limit=gcp.monitoring.AlertPolicyAlertStrategyNotificationRateLimitArgs(
-                    period=LOG_RATE_LIMIT
-                ),
-                auto_close=ONE_DAY,
-            ),
+            log_match_strategy(),
         )
 
     def _no_pass_alert(self) -> gcp.monitoring.AlertPolicy:
@@ -464,5 +451,5 @@ class RestoreVerification(pulumi.ComponentResource):
             "incident: the weekly job failed, did not run (scheduler paused, permissions revoked, "
             "image gone), or has not run yet after the first deploy. Until one passes, nobody knows "
             "that the newest export restores.",
-            gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close=ONE_DAY),
+            auto_close_strategy(),
         )
