@@ -125,7 +125,12 @@ EXPORT_PREFIX = "cloudsql/"
 
 def _grant_export_reads(name: str, bucket: BackupBucket, args: BackupBucketArgs) -> None:
     """instances.import reads the dump as the *target* instance's service account: let it read
-    export objects, nothing else (no listing: resource.name of a list call is the bucket)."""
+    export objects, nothing else (no listing: resource.name of a list call is the bucket).
+
+    Google documents `storage.objects.list` for *parallel exports* only
+    (https://cloud.google.com/sql/docs/postgres/import-export/import-export-parallel); whether a
+    parallel import lists the folder is not documented: README "First deploy" says what to grant
+    if it answers 403."""
     # Object resource names: projects/_/buckets/BUCKET/objects/OBJECT
     # (https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name).
     objects = f"projects/_/buckets/{args.name}/objects/{EXPORT_PREFIX}"
