@@ -242,6 +242,21 @@ class CreatedResources:
                 clean_up(self._report, self._env, title, release)
 
 
+@contextmanager
+def drill_steps(
+    report: DrillReport, env: DrillEnvironment, keep: bool
+) -> Iterator[CreatedResources]:
+    """Where a drill's steps run: a drill failure is recorded on the report (not raised), and what
+    the steps created is released whatever happened."""
+    resources = CreatedResources(report, env, keep)
+    try:
+        yield resources
+    except DRILL_FAILURES as error:
+        report.fail(str(error))
+    finally:
+        resources.release_all()
+
+
 def connect_and_verify(
     open_connection: Callable[[], psycopg.Connection[TupleRow]],
     env: DrillEnvironment,
@@ -305,16 +320,11 @@ def run_local_file_drill(plan: LocalFilePlan, env: DrillEnvironment, tools: PgTo
     )
     report.rpo_data_at, report.rpo_reference_at = plan.restore_point, report.started_at
     report.rpo_basis = RPO_EXPORT_BASIS
-    resources = CreatedResources(report, env, plan.keep_restored)
-    try:
+    with drill_steps(report, env, plan.keep_restored) as resources:
         restore_local_file(plan, env, tools, resources)
         connect_and_verify(
             lambda: psycopg.connect(target, autocommit=True), env, report, report.target
         )
-    except DRILL_FAILURES as error:
-        report.fail(str(error))
-    finally:
-        resources.release_all()
     return report
 
 
@@ -422,8 +432,7 @@ def run_export_drill(
         checks_total=len(env.checks),
     )
     cloud = CloudDrillServices(admin, connector, poll)
-    resources = CreatedResources(report, env, plan.keep_restored)
-    try:
+    with drill_steps(report, env, plan.keep_restored) as resources:
         export = find_latest_export(plan, store, env, report)
         create_drill_database(plan, cloud, env, resources)
         if plan.app_roles:
@@ -452,10 +461,6 @@ def run_export_drill(
             report,
             report.target,
         )
-    except DRILL_FAILURES as error:
-        report.fail(str(error))
-    finally:
-        resources.release_all()
     return report
 
 
@@ -592,16 +597,11 @@ def run_pitr_drill(
         checks_total=len(env.checks),
     )
     cloud = CloudDrillServices(admin, connector, poll)
-    resources = CreatedResources(report, env, plan.keep_restored)
-    try:
+    with drill_steps(report, env, plan.keep_restored) as resources:
         validate_pitr_plan(plan, env.clock())
         moment = choose_point_in_time(plan, admin, env, report)
         clone_to_point_in_time(replace(plan, point_in_time=moment), cloud, env, resources)
         connect_and_verify(lambda: connect_to_clone(plan, cloud), env, report, report.target)
-    except DRILL_FAILURES as error:
-        report.fail(str(error))
-    finally:
-        resources.release_all()
     return report
 
 
@@ -738,8 +738,7 @@ def run_vault_drill(
         checks_total=len(env.checks),
     )
     cloud = CloudDrillServices(admin, connector, poll)
-    resources = CreatedResources(report, env, plan.keep_restored)
-    try:
+    with drill_steps(report, env, plan.keep_restored) as resources:
         backup = choose_vault_backup(plan, catalog, env, report)
         restore_vault_backup(plan, backup, cloud, env, resources)
         connect_and_verify(
@@ -748,10 +747,6 @@ def run_vault_drill(
             report,
             report.target,
         )
-    except DRILL_FAILURES as error:
-        report.fail(str(error))
-    finally:
-        resources.release_all()
     return report
 
 
